@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` (set up, run the main job) and `make test`.
+# Everything installs into .venv; a fresh machine needs only Python >= 3.11 and a C compiler.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.exos-installed
+CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h)
+
+.PHONY: demo test ctest pytest lint bench clean
+
+$(STAMP): requirements/dev.txt $(CORE_SOURCES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./core
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/python bench/book_bench.py --n 200000 --quick
+
+test: $(STAMP) ctest pytest
+
+ctest:
+	bash core/csrc/tests/run.sh
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check core/src core/tests tests bench
+	$(BIN)/ruff format --check core/src core/tests tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/book_bench.py --n 1000000 --runs 3 --write bench/results.json
+
+clean:
+	rm -rf $(VENV) core/build core/src/exos/_book*.so core/src/*.egg-info

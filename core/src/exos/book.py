@@ -1,0 +1,401 @@
+"""The C order book (core/csrc/book.c) behind a typed Python interface; the only module that touches `lib`.
+
+Semantics: docs/book.md. `Book` returns attrs events for convenience; the engine's hot path uses the
+same C calls through `Book.raw` and reads events straight out of the sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from exos.bookdump import parse_dump
+from exos.errors import BookError, BookInputError, BuildError
+from exos.types import (
+    ANY_OWNER,
+    DEFAULT_MAX_LEVELS,
+    DEFAULT_MAX_ORDERS,
+    MAX_CAP,
+    NO_SLOTS,
+    Command,
+    Event,
+    EventType,
+    Level,
+    Op,
+    OrderState,
+    Reason,
+    Side,
+    Slots,
+    Stp,
+    TimeInForce,
+    check_client_id,
+    check_i64,
+    check_slot_index,
+    check_slots,
+    check_u8,
+    check_u64,
+    require_client_id,
+)
+
+try:
+    from exos._book import ffi, lib
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise BuildError(f"the C order book is not built ({exc}); install exos with pip so setup.py compiles it") from exc
+
+_EVENT_TYPES: dict[int, EventType] = {int(t): t for t in EventType}
+_REASONS: dict[int, Reason] = {int(r): r for r in Reason}
+_MESSAGE_LEN = 160
+
+
+def _decode(e: Any) -> Event:
+    """One C event as an attrs Event."""
+    s = e.slots
+    return Event(
+        type=_EVENT_TYPES[e.type],
+        seq=e.seq,
+        cmd=e.cmd,
+        side=e.side,
+        reason=_REASONS[e.reason],
+        flags=e.flags,
+        order_id=e.order_id,
+        owner=e.owner,
+        price=e.price,
+        size=e.size,
+        remaining=e.remaining,
+        maker_id=e.maker_id,
+        maker_owner=e.maker_owner,
+        trade_id=e.trade_id,
+        slots=(s[0], s[1], s[2], s[3]),
+    )
+
+
+def _order_state(info: Any) -> OrderState:
+    """A C exos_order_info as an OrderState."""
+    s = info.slots
+    return OrderState(
+        order_id=info.id,
+        owner=info.owner,
+        side=Side(info.side),
+        price=info.price,
+        size=info.size,
+        remaining=info.remaining,
+        tif=TimeInForce(info.tif),
+        flags=info.flags,
+        stp=Stp(info.stp),
+        expiry=info.expiry,
+        client_id=bytes(ffi.buffer(info.client_id)) if info.has_client_id else None,
+        slots=(s[0], s[1], s[2], s[3]),
+        entry=info.entry,
+    )
+
+
+def _check_cap(name: str, value: int) -> int:
+    """Caps are 1..MAX_CAP."""
+    if not 1 <= value <= MAX_CAP:
+        raise BookInputError(f"{name}: must be 1..{MAX_CAP}, got {value}")
+    return value
+
+
+class Book:
+    """One market's order book in C: price-time priority over sparse integer prices."""
+
+    __slots__ = ("_book", "_info", "_message", "_sink", "max_levels", "max_orders")
+
+    def __init__(self, max_orders: int = DEFAULT_MAX_ORDERS, max_levels: int = DEFAULT_MAX_LEVELS) -> None:
+        """Create an empty book with caps on open orders and price levels."""
+        _check_cap("max_orders", max_orders)
+        _check_cap("max_levels", max_levels)
+        self._adopt(lib.exos_book_new(max_orders, max_levels))
+
+    def _adopt(self, book: Any) -> None:
+        """Take ownership of a C book (freed with this object)."""
+        if book == ffi.NULL:
+            raise MemoryError("exos: could not allocate an order book")
+        self._book = ffi.gc(book, lib.exos_book_free)
+        sink = lib.exos_sink_new(256)
+        if sink == ffi.NULL:
+            raise MemoryError("exos: could not allocate an event sink")
+        self._sink = ffi.gc(sink, lib.exos_sink_free)
+        lib.exos_book_set_sink(self._book, self._sink)
+        self._info = ffi.new("exos_order_info *")
+        self._message = ffi.new("char[]", _MESSAGE_LEN)
+        self.max_orders: int = lib.exos_book_max_orders(self._book)
+        self.max_levels: int = lib.exos_book_max_levels(self._book)
+
+    @classmethod
+    def load(cls, data: bytes) -> Book:
+        """A book from its canonical dump; BookError(BAD_SNAPSHOT) if the bytes are not one."""
+        self = cls.__new__(cls)
+        message = ffi.new("char[]", _MESSAGE_LEN)
+        book = lib.exos_book_load(data, len(data), message, _MESSAGE_LEN)
+        if book == ffi.NULL:
+            raise BookError(f"book snapshot: {ffi.string(message).decode()}", code="BAD_SNAPSHOT")
+        self._adopt(book)
+        return self
+
+    @property
+    def raw(self) -> tuple[Any, Any]:
+        """The (C book, its bound C sink) pair for callers that drive `exos._book.lib` directly."""
+        return self._book, self._sink
+
+    def _events(self, n: int) -> list[Event]:
+        """The first n events of the sink, decoded."""
+        if n < 0:
+            raise MemoryError("exos: the order book ran out of memory; nothing changed")
+        ev = self._sink.ev
+        return [_decode(ev[i]) for i in range(n)]
+
+    # ------------------------------------------------------------ commands
+
+    def place(
+        self,
+        order_id: int,
+        owner: int,
+        side: int,
+        price: int,
+        size: int,
+        *,
+        tif: int = TimeInForce.GTC,
+        flags: int = 0,
+        stp: int = Stp.CANCEL_MAKER,
+        expiry: int = 0,
+        client_id: bytes | None = None,
+        slots: Slots = NO_SLOTS,
+    ) -> list[Event]:
+        """Place an order; returns its events (docs/book.md, place)."""
+        _check_place(order_id, owner, side, price, size, tif, flags, stp, expiry, client_id, slots)
+        n = lib.exos_book_place(
+            self._book,
+            order_id,
+            owner,
+            side,
+            price,
+            size,
+            tif,
+            flags,
+            stp,
+            expiry,
+            ffi.NULL if client_id is None else client_id,
+            list(slots),
+        )
+        return self._events(n)
+
+    def market(
+        self,
+        order_id: int,
+        owner: int,
+        side: int,
+        size: int,
+        worst_price: int,
+        *,
+        stp: int = Stp.CANCEL_MAKER,
+        client_id: bytes | None = None,
+        slots: Slots = NO_SLOTS,
+    ) -> list[Event]:
+        """Place a market order: an IOC bounded by its worst acceptable price."""
+        return self.place(
+            order_id, owner, side, worst_price, size, tif=TimeInForce.IOC, stp=stp, client_id=client_id, slots=slots
+        )
+
+    def cancel(self, order_id: int, owner: int = ANY_OWNER, *, expired: bool = False) -> list[Event]:
+        """Cancel an open order by id; expired=True reports EXPIRED."""
+        check_u64("order_id", order_id)
+        check_u64("owner", owner)
+        return self._events(lib.exos_book_cancel(self._book, order_id, owner, bool(expired)))
+
+    def cancel_by_client_id(self, owner: int, client_id: bytes, *, expired: bool = False) -> list[Event]:
+        """Cancel an owner's open order by its client id."""
+        check_u64("owner", owner)
+        require_client_id(client_id)
+        return self._events(lib.exos_book_cancel_client_id(self._book, owner, client_id, bool(expired)))
+
+    def cancel_all(self, owner: int, slot: tuple[int, int] | None = None) -> list[Event]:
+        """Cancel all of an owner's open orders (optionally those whose slot k equals v)."""
+        check_u64("owner", owner)
+        index, value = _slot_filter(slot)
+        return self._events(lib.exos_book_cancel_all(self._book, owner, index, value))
+
+    def amend(self, order_id: int, owner: int, price: int, size: int) -> list[Event]:
+        """Change an open order's price and/or total size."""
+        check_u64("order_id", order_id)
+        check_u64("owner", owner)
+        check_i64("price", price)
+        check_i64("size", size)
+        return self._events(lib.exos_book_amend(self._book, order_id, owner, price, size))
+
+    def batch(self, commands: Sequence[Command]) -> list[Event]:
+        """Run many commands in one C call; the same events as one by one, with cmd set to each index."""
+        n = len(commands)
+        cmds = ffi.new("exos_cmd[]", max(n, 1))
+        for i, command in enumerate(commands):
+            _fill_command(cmds[i], command)
+        return self._events(lib.exos_book_batch(self._book, cmds, n))
+
+    # ------------------------------------------------------------ queries
+
+    def best_bid(self) -> tuple[int, int] | None:
+        """(price, size) of the best bid level, or None."""
+        return self._best(Side.BUY)
+
+    def best_ask(self) -> tuple[int, int] | None:
+        """(price, size) of the best ask level, or None."""
+        return self._best(Side.SELL)
+
+    def _best(self, side: int) -> tuple[int, int] | None:
+        """The best level of one side."""
+        price: int = lib.exos_book_best_price(self._book, side)
+        return (price, lib.exos_book_best_size(self._book, side)) if price else None
+
+    def depth(self, side: int, n: int) -> list[Level]:
+        """Up to n levels of one side, best first."""
+        if side not in (Side.BUY, Side.SELL):
+            raise BookInputError(f"side: must be 0 or 1, got {side}")
+        check_u64("n", n)
+        n = min(n, self.levels)
+        out = ffi.new("exos_level[]", max(n, 1))
+        got = lib.exos_book_depth(self._book, side, n, out)
+        return [Level(out[k].price, out[k].size, out[k].count) for k in range(got)]
+
+    def order(self, order_id: int) -> OrderState | None:
+        """An open order by id, or None."""
+        check_u64("order_id", order_id)
+        return _order_state(self._info) if lib.exos_book_get(self._book, order_id, self._info) else None
+
+    def order_by_client_id(self, owner: int, client_id: bytes) -> OrderState | None:
+        """An owner's open order by client id, or None."""
+        check_u64("owner", owner)
+        require_client_id(client_id)
+        found = lib.exos_book_get_client_id(self._book, owner, client_id, self._info)
+        return _order_state(self._info) if found else None
+
+    def orders(self) -> list[OrderState]:
+        """Every open order in canonical order (bids best first, then asks, queue order within a level)."""
+        return parse_dump(self.dump()).orders
+
+    def set_slot(self, order_id: int, index: int, value: int) -> None:
+        """Write engine slot `index` of an open order."""
+        check_u64("order_id", order_id)
+        check_slot_index(index)
+        check_u64("value", value)
+        if lib.exos_book_set_slot(self._book, order_id, index, value) != 0:
+            raise BookError(f"set_slot: no open order {order_id}", code="UNKNOWN_ORDER")
+
+    def check(self) -> None:
+        """Raise BookError if an internal invariant is broken."""
+        if lib.exos_book_check(self._book, self._message, _MESSAGE_LEN) != lib.EXOS_OK:
+            raise BookError(f"book invariant broken: {ffi.string(self._message).decode()}", code="CORRUPT")
+
+    def dump(self) -> bytes:
+        """The canonical bytes of the book (docs/book.md, Canonical dump)."""
+        size = lib.exos_book_dump_size(self._book)
+        out = ffi.new("uint8_t[]", size)
+        lib.exos_book_dump(self._book, out, size)
+        return bytes(ffi.buffer(out, size))
+
+    def memory(self) -> int:
+        """Bytes the C book has allocated (pools, indexes, tables)."""
+        return int(lib.exos_book_memory(self._book))
+
+    @property
+    def seq(self) -> int:
+        """The book's sequence number (last non-reject event)."""
+        return int(lib.exos_book_seq(self._book))
+
+    @property
+    def trade_id(self) -> int:
+        """The last trade id issued (0 before the first fill)."""
+        return int(lib.exos_book_trade_id(self._book))
+
+    @property
+    def entry(self) -> int:
+        """The last entry number issued."""
+        return int(lib.exos_book_entry(self._book))
+
+    @property
+    def open_orders(self) -> int:
+        """Number of open orders."""
+        return int(lib.exos_book_open_orders(self._book))
+
+    @property
+    def levels(self) -> int:
+        """Number of price levels on both sides."""
+        return int(lib.exos_book_levels(self._book))
+
+
+def _slot_filter(slot: tuple[int, int] | None) -> tuple[int, int]:
+    """(index, value) for C, index -1 meaning no filter."""
+    if slot is None:
+        return -1, 0
+    index, value = slot
+    return check_slot_index(index), check_u64("slot value", value)
+
+
+def _check_place(
+    order_id: int,
+    owner: int,
+    side: int,
+    price: int,
+    size: int,
+    tif: int,
+    flags: int,
+    stp: int,
+    expiry: int,
+    client_id: bytes | None,
+    slots: Slots,
+) -> None:
+    """Raise BookInputError for values that do not fit their C fields."""
+    check_u64("order_id", order_id)
+    check_u64("owner", owner)
+    check_u8("side", side)
+    check_i64("price", price)
+    check_i64("size", size)
+    check_u8("tif", tif)
+    check_u8("flags", flags)
+    check_u8("stp", stp)
+    check_i64("expiry", expiry)
+    check_client_id(client_id)
+    check_slots(slots)
+
+
+def _fill_command(c: Any, command: Command) -> None:
+    """Copy a Command into a C exos_cmd, checking every field's range first."""
+    op = check_u8("op", int(command.op))
+    if op == Op.PLACE:
+        _check_place(
+            command.order_id,
+            command.owner,
+            command.side,
+            command.price,
+            command.size,
+            command.tif,
+            command.flags,
+            command.stp,
+            command.expiry,
+            command.client_id,
+            command.slots,
+        )
+    else:
+        check_u64("order_id", command.order_id)
+        check_u64("owner", command.owner)
+        check_i64("price", command.price)
+        check_i64("size", command.size)
+        check_client_id(command.client_id)
+        if op == Op.CANCEL_BY_CLIENT_ID:
+            require_client_id(command.client_id)
+    index, value = _slot_filter(command.slot_filter)
+    c.op = op
+    c.side = command.side if op == Op.PLACE else 0
+    c.tif = command.tif if op == Op.PLACE else 0
+    c.flags = command.flags if op == Op.PLACE else 0
+    c.stp = command.stp if op == Op.PLACE else 0
+    c.expired = bool(command.expired)
+    c.has_client_id = command.client_id is not None
+    c.slot_filter = index
+    c.id = command.order_id
+    c.owner = command.owner
+    c.price = command.price
+    c.size = command.size
+    c.expiry = command.expiry if op == Op.PLACE else 0
+    c.slots = list(command.slots) if op == Op.PLACE else [value, 0, 0, 0]
+    if command.client_id is not None:
+        ffi.memmove(c.client_id, command.client_id, len(command.client_id))
