@@ -4,18 +4,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.exos-installed
-CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h)
+CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h) \
+	plugins/spot/pyproject.toml
 
 .PHONY: demo test ctest pytest lint bench clean
 
 $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./core
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./core -e ./plugins/spot
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/python bench/book_bench.py --n 200000 --quick
+	$(BIN)/exos simulate examples/spot.toml --orders 200000 --seed 42
 
 test: $(STAMP) ctest pytest
 
@@ -26,12 +27,13 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check core/src core/tests tests bench
-	$(BIN)/ruff format --check core/src core/tests tests bench
+	$(BIN)/ruff check core/src core/tests tests bench plugins
+	$(BIN)/ruff format --check core/src core/tests tests bench plugins
 	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/book_bench.py --n 1000000 --runs 3 --write bench/results.json
+	$(BIN)/python bench/engine_bench.py --n 1000000 --write bench/engine_results.json
 
 clean:
 	rm -rf $(VENV) core/build core/src/exos/_book*.so core/src/*.egg-info

@@ -56,6 +56,19 @@ _MESSAGE_LEN = 160
 # exos_event as laid out in book_cdef.h: seq, cmd, type, side, reason, flags, then eight 8-byte fields
 # and four slots. One unpack per event is several times cheaper than reading cdata fields one by one.
 _EVENT = struct.Struct("<QIBBBBQQqqqQQQ4Q")
+RAW_EVENT_FIELDS = (
+    "seq", "cmd", "type", "side", "reason", "flags", "order_id", "owner", "price", "size", "remaining",
+    "maker_id", "maker_owner", "trade_id", "slot0", "slot1", "slot2", "slot3",
+)  # fmt: skip
+# exos_order_info: id, owner, price, size, remaining, expiry, entry, slots, client id, side, tif, flags,
+# stp, has client id
+_ORDER = struct.Struct("<QQqqqqQ4Q16sBBBBB3x")
+RAW_ORDER_FIELDS = (
+    "order_id", "owner", "price", "size", "remaining", "expiry", "entry", "slot0", "slot1", "slot2", "slot3",
+    "client_id", "side", "tif", "flags", "stp", "has_client_id",
+)  # fmt: skip
+if ffi.sizeof("exos_order_info") != _ORDER.size:  # pragma: no cover - guards the layout above
+    raise BuildError("exos_order_info's size differs from exos/book.py's layout: rebuild the extension")
 if ffi.sizeof("exos_event") != _EVENT.size:  # pragma: no cover - guards the layout above
     raise BuildError("exos_event's size differs from exos/book.py's layout: rebuild the extension")
 
@@ -100,7 +113,7 @@ def _check_cap(name: str, value: int) -> int:
 class Book:
     """One market's order book in C: price-time priority over sparse integer prices."""
 
-    __slots__ = ("_book", "_info", "_message", "_sink", "max_levels", "max_orders")
+    __slots__ = ("_book", "_info", "_message", "_sink", "_view", "_view_cap", "max_levels", "max_orders")
 
     def __init__(self, max_orders: int = DEFAULT_MAX_ORDERS, max_levels: int = DEFAULT_MAX_LEVELS) -> None:
         """Create an empty book with caps on open orders and price levels."""
@@ -118,6 +131,8 @@ class Book:
             raise MemoryError("exos: could not allocate an event sink")
         self._sink = ffi.gc(sink, lib.exos_sink_free)
         lib.exos_book_set_sink(self._book, self._sink)
+        self._view = ffi.buffer(self._sink.ev, self._sink.cap * _EVENT.size)
+        self._view_cap = self._sink.cap
         self._info = ffi.new("exos_order_info *")
         self._message = ffi.new("char[]", _MESSAGE_LEN)
         self.max_orders: int = lib.exos_book_max_orders(self._book)
@@ -133,6 +148,70 @@ class Book:
             raise BookError(f"book snapshot: {ffi.string(message).decode()}", code="BAD_SNAPSHOT")
         self._adopt(book)
         return self
+
+    # ------------------------------------------------------------ the engine's path: raw tuples, no checks
+    # Callers validate every field first (the engine does); events come back as tuples laid out as
+    # RAW_EVENT_FIELDS, orders as RAW_ORDER_FIELDS.
+
+    def _raw(self, n: int) -> list[tuple[Any, ...]]:
+        """The sink's first n events as tuples."""
+        if n < 0:
+            raise MemoryError("exos: the order book ran out of memory; nothing changed")
+        sink = self._sink
+        if sink.cap != self._view_cap:  # the sink grew (and moved): map it again
+            self._view = ffi.buffer(sink.ev, sink.cap * _EVENT.size)
+            self._view_cap = sink.cap
+        unpack = _EVENT.unpack_from
+        view = self._view
+        return [unpack(view, offset) for offset in range(0, n * _EVENT.size, _EVENT.size)]
+
+    def place_raw(
+        self,
+        order_id: int,
+        owner: int,
+        side: int,
+        price: int,
+        size: int,
+        tif: int,
+        flags: int,
+        stp: int,
+        expiry: int,
+        client_id: bytes | None,
+        slots: list[int],
+    ) -> list[tuple[Any, ...]]:
+        """place() without range checks or attrs: raw event tuples."""
+        return self._raw(lib.exos_book_place(
+            self._book, order_id, owner, side, price, size, tif, flags, stp, expiry,
+            ffi.NULL if client_id is None else client_id, slots,
+        ))  # fmt: skip
+
+    def cancel_raw(self, order_id: int, owner: int, expired: bool) -> list[tuple[Any, ...]]:
+        """cancel() without range checks or attrs."""
+        return self._raw(lib.exos_book_cancel(self._book, order_id, owner, expired))
+
+    def cancel_all_raw(self, owner: int, slot_index: int, slot_value: int) -> list[tuple[Any, ...]]:
+        """cancel_all() without range checks or attrs (slot_index -1: no filter)."""
+        return self._raw(lib.exos_book_cancel_all(self._book, owner, slot_index, slot_value))
+
+    def amend_raw(self, order_id: int, owner: int, price: int, size: int) -> list[tuple[Any, ...]]:
+        """amend() without range checks or attrs."""
+        return self._raw(lib.exos_book_amend(self._book, order_id, owner, price, size))
+
+    def order_raw(self, order_id: int) -> tuple[Any, ...] | None:
+        """An open order as a RAW_ORDER_FIELDS tuple, or None."""
+        if not lib.exos_book_get(self._book, order_id, self._info):
+            return None
+        return _ORDER.unpack(ffi.buffer(self._info))
+
+    def order_by_client_id_raw(self, owner: int, client_id: bytes) -> tuple[Any, ...] | None:
+        """An owner's open order by client id as a RAW_ORDER_FIELDS tuple, or None."""
+        if not lib.exos_book_get_client_id(self._book, owner, client_id, self._info):
+            return None
+        return _ORDER.unpack(ffi.buffer(self._info))
+
+    def set_slot_raw(self, order_id: int, index: int, value: int) -> None:
+        """set_slot() without range checks (the order must be open)."""
+        lib.exos_book_set_slot(self._book, order_id, index, value)
 
     @property
     def raw(self) -> tuple[Any, Any]:

@@ -1,0 +1,241 @@
+"""Events: what the engine reports. Raw tuples on the hot path; attrs classes as the public view.
+
+A raw event is a tuple `(seq, index, cause, kind, *fields)`: `seq` is the global sequence number of
+the command that produced it, `index` its position among that command's events, `cause` why it
+happened (user, system, liquidation, settlement). The fields of each kind are listed in `FIELDS`;
+`decode` turns a raw event into its attrs class. Every command's events end with `CommandDone`.
+Market-data events (accepted, fills, cancels, amends, book deltas) carry the book's sequence number.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+
+class Cause(enum.IntEnum):
+    """Why an event happened."""
+
+    USER = 0
+    SYSTEM = 1
+    LIQUIDATION = 2
+    SETTLEMENT = 3
+
+
+class EventKind(enum.IntEnum):
+    """Event kinds (the fourth element of a raw event)."""
+
+    ORDER_ACCEPTED = 1
+    FILL = 2
+    ORDER_CANCELLED = 3
+    ORDER_EXPIRED = 4
+    ORDER_AMENDED = 5
+    BOOK_DELTA = 6
+    DEPOSITED = 7
+    WITHDRAWN = 8
+    TRANSFERRED = 9
+    ASSET_LISTED = 10
+    MARKET_LISTED = 11
+    MARKET_STATUS_CHANGED = 12
+    REJECTED = 13
+    COMMAND_DONE = 14
+
+
+RawEvent = tuple[Any, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Fields every event has."""
+
+    seq: int
+    index: int
+    cause: Cause
+
+
+@attrs.frozen(kw_only=True)
+class OrderAccepted(Event):
+    """An order entered the book's matching (it may then fill, rest or be cancelled)."""
+
+    market: str
+    order_id: int
+    address: bytes
+    sub: int
+    side: int
+    price: int
+    size: int
+    tif: int
+    client_id: bytes | None
+    book_seq: int
+
+
+@attrs.frozen(kw_only=True)
+class Fill(Event):
+    """One side of a trade: each trade gives two, the taker's first. Fee in `fee_asset` (negative: rebate)."""
+
+    market: str
+    trade_id: int
+    order_id: int
+    address: bytes
+    sub: int
+    side: int
+    maker: bool
+    price: int
+    size: int
+    fee: int
+    fee_asset: str
+    counter_order_id: int
+    book_seq: int
+
+
+@attrs.frozen(kw_only=True)
+class OrderCancelled(Event):
+    """An order left the book unfilled: `remaining` lots were cancelled for `reason`."""
+
+    market: str
+    order_id: int
+    address: bytes
+    sub: int
+    remaining: int
+    reason: str
+    book_seq: int
+
+
+@attrs.frozen(kw_only=True)
+class OrderExpired(OrderCancelled):
+    """A GTD order reached its expiry (fired by the engine's timer queue)."""
+
+
+@attrs.frozen(kw_only=True)
+class OrderAmended(Event):
+    """An order's price or total size changed; `priority_kept` says whether it kept its queue place."""
+
+    market: str
+    order_id: int
+    address: bytes
+    sub: int
+    price: int
+    size: int
+    remaining: int
+    priority_kept: bool
+    book_seq: int
+
+
+@attrs.frozen(kw_only=True)
+class BookDelta(Event):
+    """An L2 level's new total size (0: gone) and order count."""
+
+    market: str
+    side: int
+    price: int
+    size: int
+    count: int
+    book_seq: int
+
+
+@attrs.frozen(kw_only=True)
+class Deposited(Event):
+    """An account was credited."""
+
+    address: bytes
+    sub: int
+    asset: str
+    amount: int
+
+
+@attrs.frozen(kw_only=True)
+class Withdrawn(Event):
+    """An account was debited."""
+
+    address: bytes
+    sub: int
+    asset: str
+    amount: int
+
+
+@attrs.frozen(kw_only=True)
+class Transferred(Event):
+    """Available balance moved between two sub-accounts of one address."""
+
+    address: bytes
+    sub: int
+    to_sub: int
+    asset: str
+    amount: int
+
+
+@attrs.frozen(kw_only=True)
+class AssetListed(Event):
+    """A new asset exists."""
+
+    symbol: str
+    decimals: int
+
+
+@attrs.frozen(kw_only=True)
+class MarketListed(Event):
+    """A new market exists (with an empty book)."""
+
+    market: str
+    market_type: str
+
+
+@attrs.frozen(kw_only=True)
+class MarketStatusChanged(Event):
+    """A market moved to a new status."""
+
+    market: str
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class Rejected(Event):
+    """The command was refused and changed nothing: `code` names the rule, `message` the values."""
+
+    code: str
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class CommandDone(Event):
+    """The explicit end of a command's events."""
+
+    accepted: bool
+
+
+CLASSES: dict[EventKind, type[Event]] = {
+    EventKind.ORDER_ACCEPTED: OrderAccepted,
+    EventKind.FILL: Fill,
+    EventKind.ORDER_CANCELLED: OrderCancelled,
+    EventKind.ORDER_EXPIRED: OrderExpired,
+    EventKind.ORDER_AMENDED: OrderAmended,
+    EventKind.BOOK_DELTA: BookDelta,
+    EventKind.DEPOSITED: Deposited,
+    EventKind.WITHDRAWN: Withdrawn,
+    EventKind.TRANSFERRED: Transferred,
+    EventKind.ASSET_LISTED: AssetListed,
+    EventKind.MARKET_LISTED: MarketListed,
+    EventKind.MARKET_STATUS_CHANGED: MarketStatusChanged,
+    EventKind.REJECTED: Rejected,
+    EventKind.COMMAND_DONE: CommandDone,
+}
+_BASE = {f.name for f in attrs.fields(Event)}
+FIELDS: dict[EventKind, tuple[str, ...]] = {
+    kind: tuple(f.name for f in attrs.fields(cls) if f.name not in _BASE) for kind, cls in CLASSES.items()
+}
+_KINDS = {int(k): k for k in EventKind}
+_CAUSES = {int(c): c for c in Cause}
+
+
+def decode(raw: RawEvent) -> Event:
+    """The attrs view of a raw event."""
+    kind = _KINDS[raw[3]]
+    values = dict(zip(FIELDS[kind], raw[4:], strict=True))
+    return CLASSES[kind](seq=raw[0], index=raw[1], cause=_CAUSES[raw[2]], **values)
+
+
+def decode_all(raws: list[RawEvent]) -> list[Event]:
+    """The attrs views of many raw events."""
+    return [decode(raw) for raw in raws]

@@ -1,0 +1,1 @@
+"""exos-template: a copyable skeleton of an exos plugin."""
