@@ -165,6 +165,10 @@ void exos_book_set_sink(exos_book *book, exos_sink *sink);
 int exos_book_place(exos_book *book, uint64_t id, uint64_t owner, uint8_t side,
                     int64_t price, int64_t size, uint8_t tif, uint8_t flags, uint8_t stp,
                     int64_t expiry, const char *client_id, const uint64_t *slots);
+int exos_book_place4(exos_book *book, uint64_t id, uint64_t owner, uint8_t side, int64_t price,
+                     int64_t size, uint8_t tif, uint8_t flags, uint8_t stp, int64_t expiry,
+                     const char *client_id, uint64_t slot0, uint64_t slot1, uint64_t slot2,
+                     uint64_t slot3);
 int exos_book_limit(exos_book *book, uint64_t id, uint64_t owner, uint8_t side,
                     int64_t price, int64_t size);
 int exos_book_cancel(exos_book *book, uint64_t id, uint64_t owner, int expired);
@@ -183,6 +187,7 @@ int exos_book_get(const exos_book *book, uint64_t id, exos_order_info *out);
 int exos_book_get_client_id(const exos_book *book, uint64_t owner, const char *client_id,
                             exos_order_info *out);
 int exos_book_set_slot(exos_book *book, uint64_t id, int index, uint64_t value);
+int exos_book_get_slot(const exos_book *book, uint64_t id, int index, uint64_t *value);
 
 uint64_t exos_book_seq(const exos_book *book);
 uint64_t exos_book_trade_id(const exos_book *book);

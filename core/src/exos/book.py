@@ -51,6 +51,8 @@ except ImportError as exc:  # pragma: no cover - only without a build
 _EVENT_TYPES: dict[int, EventType] = {int(t): t for t in EventType}
 _REASONS: dict[int, Reason] = {int(r): r for r in Reason}
 _MESSAGE_LEN = 160
+RESTED, REFUSED, EVENTS = 0, 1, 2
+_L2, _REJECTED = int(EventType.L2), int(EventType.REJECTED)
 
 
 # exos_event as laid out in book_cdef.h: seq, cmd, type, side, reason, flags, then eight 8-byte fields
@@ -113,7 +115,7 @@ def _check_cap(name: str, value: int) -> int:
 class Book:
     """One market's order book in C: price-time priority over sparse integer prices."""
 
-    __slots__ = ("_book", "_info", "_message", "_sink", "_view", "_view_cap", "max_levels", "max_orders")
+    __slots__ = ("_book", "_info", "_message", "_sink", "_slot_out", "_view", "_view_cap", "max_levels", "max_orders")
 
     def __init__(self, max_orders: int = DEFAULT_MAX_ORDERS, max_levels: int = DEFAULT_MAX_LEVELS) -> None:
         """Create an empty book with caps on open orders and price levels."""
@@ -134,6 +136,7 @@ class Book:
         self._view = ffi.buffer(self._sink.ev, self._sink.cap * _EVENT.size)
         self._view_cap = self._sink.cap
         self._info = ffi.new("exos_order_info *")
+        self._slot_out = ffi.new("uint64_t *")
         self._message = ffi.new("char[]", _MESSAGE_LEN)
         self.max_orders: int = lib.exos_book_max_orders(self._book)
         self.max_levels: int = lib.exos_book_max_levels(self._book)
@@ -164,6 +167,43 @@ class Book:
         unpack = _EVENT.unpack_from
         view = self._view
         return [unpack(view, offset) for offset in range(0, n * _EVENT.size, _EVENT.size)]
+
+    def place_engine(
+        self, order_id: int, owner: int, side: int, price: int, size: int, tif: int, flags: int, stp: int,
+        expiry: int, client_id: bytes | None, s0: int, s1: int, s2: int, s3: int,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        """place() for the engine's hot path, summarised so the common cases need no full event decode.
+
+        Returns (RESTED, accepted seq, level size, level count, level seq) when the order rested without
+        trading, (REFUSED, reason) when the book rejected it, else (EVENTS, raw event tuples)."""
+        n = lib.exos_book_place4(
+            self._book, order_id, owner, side, price, size, tif, flags, stp, expiry,
+            ffi.NULL if client_id is None else client_id, s0, s1, s2, s3,
+        )  # fmt: skip
+        ev = self._sink.ev
+        if n == 2:
+            level = ev[1]
+            if level.type == _L2:
+                return (RESTED, level.seq - 1, level.size, level.remaining, level.seq)
+        elif n == 1 and ev[0].type == _REJECTED:
+            return (REFUSED, ev[0].reason)
+        return (EVENTS, self._raw(n))
+
+    def cancel_engine(self, order_id: int) -> tuple[int, int, int, int, int, int, int]:
+        """cancel() of an open order for the engine's hot path.
+
+        Returns (side, price, cancelled size, seq, level size, level count, level seq); the caller
+        knows the order is open."""
+        lib.exos_book_cancel(self._book, order_id, ANY_OWNER, False)
+        ev = self._sink.ev
+        cancelled, level = ev[0], ev[1]
+        return (cancelled.side, cancelled.price, cancelled.remaining, cancelled.seq, level.size, level.remaining,
+                level.seq)  # fmt: skip
+
+    def order_slot(self, order_id: int, index: int) -> int | None:
+        """Slot `index` of an open order, or None if no order with that id is open."""
+        out = self._slot_out
+        return int(out[0]) if lib.exos_book_get_slot(self._book, order_id, index, out) else None
 
     def place_raw(
         self,

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from exos import commands as C
-from exos.book import Book
+from exos.book import REFUSED, RESTED, Book
 from exos.commands import Command, Kind, Status
 from exos.errors import ExosError
 from exos.events import Cause, EventKind, RawEvent, decode_all
@@ -114,6 +114,7 @@ class Engine:
         self.markets: list[MarketState] = []
         self.market_keys: dict[bytes, MarketState] = {}
         self.asset_keys: dict[bytes, int] = {}
+        self._symbols: list[str] = []  # asset index -> symbol, for events
         self.timers = TimerQueue()
         self.nonces = NonceBook()
         self.last_timestamp = -(2**63)
@@ -172,6 +173,7 @@ class Engine:
         """List an asset in the ledger and the name index."""
         index = self.ledger.add_asset(symbol, decimals)
         self.asset_keys[_key(symbol, C.SYMBOL_LEN)] = index
+        self._symbols.append(symbol)
         return index
 
     def _assets(self) -> dict[str, AssetSpec]:
@@ -473,9 +475,8 @@ class Engine:
         ledger.locked[asset][account] += amount
         order_id = self.next_order_id
         initial = market.initial_slots(side, price, size)
-        slots = [account, *initial]
         client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
-        raw = ms.book.place_raw(
+        result = ms.book.place_engine(
             order_id,
             ledger.masters[account],
             side,
@@ -486,25 +487,29 @@ class Engine:
             stp,
             expiry,
             client_id,
-            slots,
+            account,
+            initial[0],
+            initial[1],
+            initial[2],
         )
-        first = raw[0]
-        if first[2] == _B_REJECTED:
-            ledger.unlock(account, asset, amount)
-            reason = _REASON_NAMES[first[4]]
+        tag = result[0]
+        if tag == REFUSED:
+            available[account] += amount
+            ledger.locked[asset][account] -= amount
+            reason = _REASON_NAMES[result[1]]
             raise Rejection(reason, f"{ms.name}: the book refused the order ({reason})")
         self.next_order_id = order_id + 1
-        if len(raw) == 2 and raw[1][2] == _B_L2:  # the common case: it rested without trading
+        if tag == RESTED:  # the common case: it rested without trading
             address, sub = ledger.accounts[account]
             name = ms.name
             out.append((seq, len(out) - base, _USER, _ACCEPTED, name, order_id, address, sub, side, price, size, tif,
-                        client_id, first[0]))  # fmt: skip
-            level = raw[1]
-            out.append((seq, len(out) - base, _USER, _DELTA, name, level[3], level[8], level[9], level[10], level[0]))
+                        client_id, result[1]))  # fmt: skip
+            out.append((seq, len(out) - base, _USER, _DELTA, name, side, price, result[2], result[3], result[4]))
             resting = True
         else:
+            slots = [account, *initial]
             taker = FillSide(account, side, price, slots)
-            resting = self._book_events(ms, raw, taker, seq, base, out, _USER, tif, client_id)
+            resting = self._book_events(ms, result[1], taker, seq, base, out, _USER, tif, client_id)
             if resting:
                 for index in (1, 2, 3):
                     if slots[index] != initial[index - 1]:
@@ -530,29 +535,33 @@ class Engine:
         market = ms.market
         resting = taker is not None
         taker_id = raw[0][6] if taker is not None else 0
+        t_addr: bytes | None = None
+        t_sub = 0
+        symbols: list[str] = []
         for e in raw:
             kind = e[2]
             if kind == _B_L2:
                 out.append((seq, len(out) - base, cause, _DELTA, name, e[3], e[8], e[9], e[10], e[0]))
             elif kind == _B_FILL:
                 assert taker is not None
-                maker = FillSide(e[14], 1 - e[3], e[8], [e[14], e[15], e[16], e[17]])
+                maker_slots = [e[14], e[15], e[16], e[17]]
+                maker = FillSide(e[14], 1 - e[3], e[8], maker_slots)
                 price, size = e[8], e[9]
                 taker_fee, taker_asset, maker_fee, maker_asset = market.settle_fill(
                     taker, maker, price, size, self._settlement
                 )
-                symbols = self.ledger.assets
-                t_addr, t_sub = accounts[taker.account]
-                m_addr, m_sub = accounts[maker.account]
+                if t_addr is None:
+                    t_addr, t_sub = accounts[taker.account]
+                    symbols = self._symbols
+                m_addr, m_sub = accounts[e[14]]
                 out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[6], t_addr, t_sub, e[3], False,
-                            price, size, taker_fee, symbols[taker_asset].symbol, e[11], e[0]))  # fmt: skip
+                            price, size, taker_fee, symbols[taker_asset], e[11], e[0]))  # fmt: skip
                 out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[11], m_addr, m_sub, 1 - e[3], True,
-                            price, size, maker_fee, symbols[maker_asset].symbol, e[6], e[0]))  # fmt: skip
+                            price, size, maker_fee, symbols[maker_asset], e[6], e[0]))  # fmt: skip
                 if e[10]:  # the maker stays: keep its slots in the book
-                    slots = maker.slots
                     for index in (1, 2, 3):
-                        if slots[index] != e[14 + index]:
-                            ms.book.set_slot_raw(e[11], index, slots[index])
+                        if maker_slots[index] != e[14 + index]:
+                            ms.book.set_slot_raw(e[11], index, maker_slots[index])
                 if e[5] & _TAKER_DONE:
                     resting = False
             elif kind == _B_ACCEPTED:
@@ -588,20 +597,26 @@ class Engine:
             raise Rejection("MARKET_STATUS", f"{ms.name} is {_STATUS_NAMES[ms.status]}: nothing can change")
 
     def _cancel(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
-        ms = self._market(fields)
-        self._cancellable(ms)
-        account = self._account(fields)
-        order = self._own_order(ms, fields, account)
-        raw = ms.book.cancel_raw(order[0], ANY_OWNER, False)
-        e, level = raw
-        asset, amount = ms.market.lock_requirement(e[3], e[8], e[10])
+        ms = self.market_keys.get(fields[12])
+        if ms is None:
+            raise Rejection("UNKNOWN_MARKET", f"market: no market named {_text(fields[12])!r}")
+        if ms.status >= Status.HALTED:
+            raise Rejection("MARKET_STATUS", f"{ms.name} is {_STATUS_NAMES[ms.status]}: nothing can change")
         ledger = self.ledger
+        account = ledger.account_ids.get((fields[10], fields[6]))
+        order_id = fields[17]
+        if account is None or ms.book.order_slot(order_id, 0) != account:
+            raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order {order_id}")
+        side, price, cancelled, cancel_seq, level_size, level_count, level_seq = ms.book.cancel_engine(order_id)
+        asset, amount = ms.market.lock_requirement(side, price, cancelled)
         ledger.locked[asset][account] -= amount
         ledger.available[asset][account] += amount
         address, sub = ledger.accounts[account]
         name = ms.name
-        out.append((seq, len(out) - base, _USER, _CANCELLED, name, e[6], address, sub, e[10], "user", e[0]))
-        out.append((seq, len(out) - base, _USER, _DELTA, name, level[3], level[8], level[9], level[10], level[0]))
+        out.append(
+            (seq, len(out) - base, _USER, _CANCELLED, name, order_id, address, sub, cancelled, "user", cancel_seq)
+        )
+        out.append((seq, len(out) - base, _USER, _DELTA, name, side, price, level_size, level_count, level_seq))
 
     def _cancel_by_client_id(
         self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]

@@ -57,6 +57,7 @@ def load_into(engine: Engine, data: bytes) -> None:
     engine.ledger = ledger
     engine._settlement = _Settlement(ledger)
     engine.asset_keys = {_key(a.symbol, 16): i for i, a in enumerate(ledger.assets)}
+    engine._symbols = [a.symbol for a in ledger.assets]
     (count,) = reader.unpack("<I")
     if count < len(engine.markets):
         raise StateFileError(f"state has {count} markets, the manifest lists {len(engine.markets)}")

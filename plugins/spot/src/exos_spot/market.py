@@ -54,33 +54,41 @@ class SpotMarket:
     def settle_fill(
         self, taker: FillSide, maker: FillSide, price: int, size: int, ledger: LedgerContext
     ) -> tuple[int, int, int, int]:
-        """Swap base and quote out of both locks, refund a taker buy's price improvement, charge fees."""
-        buyer, seller = (taker, maker) if taker.side == BUY else (maker, taker)
-        ticks_lots = price * size
-        ledger.pay_locked(buyer.account, self.quote, ticks_lots * self.quote_per_tick_lot, seller.account)
-        if buyer.limit_price > price:
-            ledger.unlock(buyer.account, self.quote, (buyer.limit_price - price) * size * self.quote_per_tick_lot)
-        ledger.pay_locked(seller.account, self.base, size * self.lot_units, buyer.account)
-        taker_fee, taker_asset = self._charge(taker, size, ticks_lots, False, ledger)
-        maker_fee, maker_asset = self._charge(maker, size, ticks_lots, True, ledger)
-        return taker_fee, taker_asset, maker_fee, maker_asset
+        """Swap base and quote out of both locks, refund a taker buy's price improvement, charge fees.
 
-    def _charge(
-        self, side: FillSide, size: int, ticks_lots: int, maker: bool, ledger: LedgerContext
-    ) -> tuple[int, int]:
-        """Charge one side's fee on its cumulative receipts in this role; returns (fee, asset)."""
-        slot = MAKER_SLOT if maker else TAKER_SLOT
-        before = side.slots[slot]
-        if side.side == BUY:
-            asset, unit, received = self.base, self.lot_units, size
+        Fees are charged in the asset each side receives, on the order's cumulative receipts in its
+        role (slot 1 as taker, slot 2 as maker), so they round once per order and role."""
+        quote, base, per_tick_lot, lot_units = self.quote, self.base, self.quote_per_tick_lot, self.lot_units
+        ticks_lots = price * size
+        if taker.side == BUY:
+            buyer, seller = taker, maker
         else:
-            asset, unit, received = self.quote, self.quote_per_tick_lot, ticks_lots
-        after = before + received
-        side.slots[slot] = after
-        fee = self.fees.fee(after * unit, maker) - self.fees.fee(before * unit, maker)
-        if fee:
-            ledger.charge_fee(side.account, asset, fee)
-        return fee, asset
+            buyer, seller = maker, taker
+        ledger.pay_locked(buyer.account, quote, ticks_lots * per_tick_lot, seller.account)
+        if buyer.limit_price > price:
+            ledger.unlock(buyer.account, quote, (buyer.limit_price - price) * size * per_tick_lot)
+        ledger.pay_locked(seller.account, base, size * lot_units, buyer.account)
+        fee = self.fees.fee
+        # the buyer receives base (counted in lots), the seller quote (counted in tick-lots)
+        if taker.side == BUY:
+            taker_asset, taker_unit, taker_got = base, lot_units, size
+            maker_asset, maker_unit, maker_got = quote, per_tick_lot, ticks_lots
+        else:
+            taker_asset, taker_unit, taker_got = quote, per_tick_lot, ticks_lots
+            maker_asset, maker_unit, maker_got = base, lot_units, size
+        slots = taker.slots
+        before = slots[TAKER_SLOT]
+        slots[TAKER_SLOT] = after = before + taker_got
+        taker_fee = fee(after * taker_unit, False) - fee(before * taker_unit, False)
+        slots = maker.slots
+        before = slots[MAKER_SLOT]
+        slots[MAKER_SLOT] = after = before + maker_got
+        maker_fee = fee(after * maker_unit, True) - fee(before * maker_unit, True)
+        if taker_fee:
+            ledger.charge_fee(taker.account, taker_asset, taker_fee)
+        if maker_fee:
+            ledger.charge_fee(maker.account, maker_asset, maker_fee)
+        return taker_fee, taker_asset, maker_fee, maker_asset
 
     def dump(self) -> bytes:
         """A spot market keeps no state outside the book."""
