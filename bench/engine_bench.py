@@ -29,7 +29,6 @@ sys.path.insert(0, str(HERE))
 
 import refstream  # noqa: E402
 from book_bench import machine, rss_bytes  # noqa: E402
-
 from exos.engine import Engine  # noqa: E402
 from exos.events import EventKind  # noqa: E402
 from exos.recovery import replay_directory, snapshot  # noqa: E402
@@ -62,7 +61,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def run_path(records: list[bytes], path: str, journal: pathlib.Path | None) -> dict[str, Any]:
+def run_path(records: list[bytes], commands: list[Any], path: str, journal: pathlib.Path | None) -> dict[str, Any]:
     """One path over the whole workload: throughput, latency, fills, state hash."""
     engine = fresh(journal)
     clock = time.perf_counter_ns
@@ -92,7 +91,6 @@ def run_path(records: list[bytes], path: str, journal: pathlib.Path | None) -> d
         from exos.events import Fill
 
         submit = engine.submit
-        commands = path_commands
         for command in commands:
             t0 = clock()
             events_public = submit(command)
@@ -153,12 +151,8 @@ def memory_per_order(resting: int) -> dict[str, float]:
             "book_bytes_per_order": book.memory() / resting}  # fmt: skip
 
 
-path_commands: list[Any] = []
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run every path and print the figures."""
-    global path_commands
     parser = argparse.ArgumentParser(description="exos engine benchmark (standard workload)")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
@@ -167,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=pathlib.Path)
     args = parser.parse_args(argv)
     stream = refstream.read(refstream.ensure(args.n, args.seed, HERE / "data"))
-    path_commands = standard_workload(stream, "BENCH")
-    records = [c.pack() for c in path_commands]
+    commands = standard_workload(stream, "BENCH")
+    records = [c.pack() for c in commands]
     print(f"standard workload: {args.n:,} transactions, seed {args.seed}, 10,000 accounts, one spot market")
     results = []
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="exos-bench-"))
@@ -179,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             plan.append(("submit_records", True))
         for path, journaled in plan:
             journal = scratch / f"{path}-journal" if journaled else None
-            result = run_path(records, path, journal)
+            result = run_path(records, commands, path, journal)
             results.append(result)
             line = (f"{path:<15} journal {'on ' if journaled else 'off'}: {result['tx_per_s']:>10,.0f} tx/s  "
                     f"p50 {result['latency_per_command']['p50_ns'] / 1e3:.2f} us  "
