@@ -197,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"paths disagree on the final state: {hashes}")
         print(f"fills: {results[0]['fills']:,}; every path ends with state hash {hashes.pop()}")
         mem = memory_per_order(args.resting)
-        print(f"memory per resting order through the engine ({mem['resting_orders']:,}): "
-              f"{mem['rss_bytes_per_order']:.0f} B of RSS ({mem['book_bytes_per_order']:.0f} B in the book)")  # fmt: skip
+        print(
+            f"memory per resting order through the engine ({mem['resting_orders']:,}): "
+            f"{mem['rss_bytes_per_order']:.0f} B of RSS ({mem['book_bytes_per_order']:.0f} B in the book)"
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     figures = {"workload": {"n": args.n, "seed": args.seed, "batch": BATCH}, "paths": results, "memory": mem,
