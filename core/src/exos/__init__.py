@@ -1,13 +1,14 @@
-"""exos: an embeddable exchange engine. Today: the C order book and its reference model."""
+"""exos: an embeddable exchange engine: one deterministic state machine, a C order book, pluggy plugins."""
 
 from __future__ import annotations
 
 from exos.book import Book
+from exos.engine import Engine, EngineError
 from exos.errors import BookError, BookInputError, BuildError, ExosError
+from exos.manifest import Manifest, ManifestError
 from exos.refbook import RefBook
 from exos.types import (
     ANY_OWNER,
-    Command,
     Event,
     EventFlag,
     EventType,
@@ -30,12 +31,15 @@ __all__ = [
     "BookError",
     "BookInputError",
     "BuildError",
-    "Command",
+    "Engine",
+    "EngineError",
     "Event",
     "EventFlag",
     "EventType",
     "ExosError",
     "Level",
+    "Manifest",
+    "ManifestError",
     "Op",
     "OrderBook",
     "OrderFlag",

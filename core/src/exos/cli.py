@@ -107,7 +107,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     fund = funding(engine.manifest, args.accounts, timestamp=max(engine.last_timestamp, 0))
     if engine.seq == 0:
         _apply(engine, fund, len(fund), "funding")
-    flow = random_flow(engine.manifest, args.orders, args.seed, accounts=args.accounts)
+    flow = random_flow(
+        engine.manifest, args.orders, args.seed, accounts=args.accounts, start=max(engine.last_timestamp, 1)
+    )
     count, accepted, fills, seconds = _apply(engine, flow, args.orders, "simulating")
     engine.check_invariants()
     rate = count / seconds if seconds else float("inf")

@@ -27,16 +27,17 @@ from exos.errors import ExosError
 from exos.events import Cause, EventKind, RawEvent, decode_all
 from exos.events import Event as PublicEvent
 from exos.ledger import Ledger
-from exos.manifest import AssetSpec, Manifest, MarketSpec, parse_market_table
+from exos.manifest import ASSET_SYMBOL, AssetSpec, Manifest, MarketSpec, parse_market_table
 from exos.nonces import NonceBook
 from exos.plugins import Plugins, load_plugins
-from exos.protocols import FillSide, Market, MarketInfo, OrderCheck, OrderIntent, OrderRejection
+from exos.protocols import FillSide, Market, MarketInfo, OrderCheck, OrderIntent, OrderRejection, StatefulPlugin
 from exos.timers import TimerKind, TimerQueue
 from exos.types import ANY_OWNER, Reason
 
 ENGINE_VERSION = "0.1.0"
 STATE_MAGIC = b"EXOSSTATE1"
 _I64_MAX = 2**63 - 1
+_I128_MAX = 2**127 - 1  # every balance is bounded by its asset's total deposits
 _USER, _SYSTEM, _SETTLEMENT = int(Cause.USER), int(Cause.SYSTEM), int(Cause.SETTLEMENT)
 _ACCEPTED = int(EventKind.ORDER_ACCEPTED)
 _FILL = int(EventKind.FILL)
@@ -340,6 +341,15 @@ class Engine:
             out.append((seq, len(out) - base, _USER, _REJECTED, rejection.code, rejection.message))
             out.append((seq, len(out) - base, _USER, _DONE, False))
             return
+        except Exception as exc:
+            # Plugin code failed after the command began to mutate state, which cannot be undone:
+            # stop (nothing of this batch was journaled or acknowledged; restart from the journal).
+            self._failed = exc
+            raise EngineError(
+                f"command {seq} failed part-way ({type(exc).__name__}: {exc}); the engine stopped, restart it "
+                "from its journal",
+                code="FAIL_STOP",
+            ) from exc
         out.append((seq, len(out) - base, _USER, _DONE, True))
 
     def _fire_timers(self, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
@@ -391,6 +401,10 @@ class Engine:
     def _deposit(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         self._admin(fields)
         asset, amount = self._asset(fields), self._amount(fields, tail)
+        if self.ledger.deposits[asset] + amount > _I128_MAX:
+            raise Rejection(
+                "OVERFLOW", f"deposit: total deposits of {self.ledger.assets[asset].symbol} would exceed i128"
+            )
         account = self.ledger.open_account(fields[10], fields[6])
         self.ledger.deposit(account, asset, amount)
         out.append((seq, len(out) - base, _USER, int(EventKind.DEPOSITED), fields[10], fields[6],
@@ -461,9 +475,12 @@ class Engine:
                 intent = OrderIntent(ms.index, account, side, price, size, tif, post_only)
                 for check in ms.checks:
                     check.check(intent)
+            asset, amount = market.lock_requirement(side, price, size)
+            initial = market.initial_slots(side, price, size)
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
-        asset, amount = market.lock_requirement(side, price, size)
+        except Exception as exc:  # nothing has changed yet: a plugin failure refuses the order
+            raise Rejection("PLUGIN_ERROR", f"{ms.name}: {type(exc).__name__} in plugin code: {exc}") from None
         ledger = self.ledger
         available = ledger.available[asset]
         if available[account] < amount:
@@ -474,7 +491,6 @@ class Engine:
         available[account] -= amount
         ledger.locked[asset][account] += amount
         order_id = self.next_order_id
-        initial = market.initial_slots(side, price, size)
         client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
         result = ms.book.place_engine(
             order_id,
@@ -669,6 +685,8 @@ class Engine:
                         check.check(intent)
             except OrderRejection as rejection:
                 raise Rejection(rejection.code, rejection.message) from None
+            except Exception as exc:  # nothing has changed yet
+                raise Rejection("PLUGIN_ERROR", f"{ms.name}: {type(exc).__name__} in plugin code: {exc}") from None
         asset, old_lock = market.lock_requirement(side, old_price, old_remaining)
         _, new_lock = market.lock_requirement(side, price, new_remaining)
         ledger = self.ledger
@@ -726,8 +744,16 @@ class Engine:
             symbol, decimals = spec["symbol"], spec["decimals"]
         except (ValueError, KeyError, TypeError) as exc:
             raise Rejection("BAD_LISTING", f"asset listing: {exc}") from None
-        if not isinstance(symbol, str) or not isinstance(decimals, int) or not 0 <= decimals <= 30:
-            raise Rejection("BAD_LISTING", f"asset listing: symbol and decimals 0..30 required, got {spec!r}")
+        if (
+            not isinstance(symbol, str)
+            or not ASSET_SYMBOL.fullmatch(symbol)
+            or not isinstance(decimals, int)
+            or isinstance(decimals, bool)
+            or not 0 <= decimals <= 30
+        ):
+            raise Rejection(
+                "BAD_LISTING", f"asset listing: a symbol of 1..16 of A-Z 0-9 - _ and decimals 0..30, got {spec!r}"
+            )
         if _key(symbol, C.SYMBOL_LEN) in self.asset_keys or len(symbol.encode()) > C.SYMBOL_LEN:
             raise Rejection("BAD_LISTING", f"asset listing: {symbol!r} is listed already or too long")
         self._add_asset(symbol, decimals)
@@ -753,7 +779,11 @@ class Engine:
     # ------------------------------------------------------------ state: hash, snapshot, checks
 
     def dump_state(self) -> bytes:
-        """The canonical serialisation of all state (not the command counter: a rejected command changes nothing)."""
+        """The canonical serialisation of all state.
+
+        The command counter is left out: a rejected command changes nothing but the clock (its
+        timestamp still passes, and timers due by then still fire), so a rejection at the current
+        time leaves the hash unchanged."""
         parts = [STATE_MAGIC, struct.pack("<qQ", self.last_timestamp, self.next_order_id)]
 
         def section(data: bytes) -> None:
@@ -769,7 +799,7 @@ class Engine:
             section(ms.market.dump())
         section(self.timers.dump())
         section(self.nonces.dump())
-        stateful = [(name, c) for name, c in self.plugins.order_checks.items() if hasattr(c, "dump")]
+        stateful = [(name, c) for name, c in self.plugins.order_checks.items() if isinstance(c, StatefulPlugin)]
         parts.append(struct.pack("<I", len(stateful)))
         for name, check in stateful:
             section(name.encode())
@@ -789,6 +819,9 @@ class Engine:
     def check_invariants(self) -> None:
         """Raise unless the ledger balances, every book is consistent, and every lock matches its orders."""
         self.ledger.check_invariants()
+        for check in self.plugins.order_checks.values():
+            if isinstance(check, StatefulPlugin):
+                check.check_invariants()
         expected: dict[tuple[int, int], int] = {}
         for ms in self.markets:
             ms.book.check()
@@ -847,6 +880,12 @@ class Engine:
             return None
         state = self.market_state(market).book.order_by_client_id(self.ledger.masters[account], client_id)
         return state if state is not None and state.slots[0] == account else None
+
+    def margin_requirement(self, address: bytes, sub: int = 0) -> dict[str, int]:
+        """Per asset, what the account must hold for its positions and orders (over every market type)."""
+        from exos.margin import requirement
+
+        return requirement(self, address, sub)
 
     def depth(self, market: str, levels: int = 10) -> tuple[list[Any], list[Any]]:
         """L2 depth of a market: (bids, asks), best first."""

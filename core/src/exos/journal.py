@@ -570,5 +570,11 @@ def read_header(directory: Path | str, *, files: FileLayer = OS_FILES) -> Journa
         raise JournalError(f"{directory}: no journal segments here")
     parsed = _parse_header(files.read_bytes(directory / names[0]))
     if isinstance(parsed, str):
-        raise JournalCorruptError(names[0], 0, parsed)
+        # a crash while the first segment was being created leaves it without a complete header;
+        # the journal then holds no command, and only an engine that knows its manifest can repair it
+        raise JournalError(
+            f"{directory}: the journal's first segment has no complete header ({parsed}), so it holds no "
+            "command and names no manifest; open it with the venue's manifest to repair it",
+            code="JOURNAL_EMPTY",
+        )
     return parsed[0]

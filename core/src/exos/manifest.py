@@ -51,6 +51,7 @@ MAX_DECIMAL_DIGITS: Final = 40  # digits in a decimal string; keeps every produc
 I128_MAX: Final = 2**127 - 1
 
 _ASSET_SYMBOL = re.compile(r"[A-Z0-9_-]{1,16}", re.ASCII)
+ASSET_SYMBOL = _ASSET_SYMBOL  # runtime listings follow the manifest's rule
 _MARKET_NAME = re.compile(r"[A-Za-z0-9_/.-]{1,32}", re.ASCII)
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)  # plugin, market type and fee model names
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", re.ASCII)

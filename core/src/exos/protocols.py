@@ -47,8 +47,9 @@ class OrderIntent:
 class FillSide:
     """One side of a fill as a market type settles it.
 
-    `slots` are the order's four engine slots; slot 0 is the core's (the account), slots 1-3 belong
-    to the market type, which may update them (the core writes them back to the book)."""
+    `slots` are the order's four engine slots (each an unsigned 64-bit integer); slot 0 is the core's
+    (the account), slots 1-3 belong to the market type, which may update them (the core writes them
+    back to the book)."""
 
     account: int
     side: int
@@ -124,7 +125,10 @@ class FeeModelFactory(Protocol):
 
 
 class OrderCheck(Protocol):
-    """A pre-trade check run on every order of the markets it is enabled for."""
+    """A pre-trade check run on every order of every market of a venue that enables its plugin.
+
+    `check` must not change any state: the order may still be refused after it (for balance, by the
+    book), and a refused command changes nothing. A stateful check also implements StatefulPlugin."""
 
     api_version: int
     name: str
@@ -142,7 +146,10 @@ class Market(StatefulPlugin, Protocol):
         ...
 
     def lock_requirement(self, side: int, price: int, size: int) -> tuple[int, int]:
-        """(asset, amount) an order of `size` lots at limit `price` must hold locked while it rests."""
+        """(asset, amount) an order of `size` lots at limit `price` must hold locked while it rests.
+
+        The asset may depend on the side only (an amend re-locks in the same asset), and size 0
+        needs 0 (an amend to the filled size releases the whole lock)."""
         ...
 
     def initial_slots(self, side: int, price: int, size: int) -> tuple[int, int, int]:

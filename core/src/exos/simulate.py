@@ -49,13 +49,15 @@ def funding(manifest: Manifest, accounts: int, timestamp: int = 0) -> list[Comma
     return out
 
 
-def random_flow(manifest: Manifest, orders: int, seed: int, accounts: int = 1000) -> Iterator[Command]:
-    """A seeded mix over every market: 60% resting limits near the mid, 25% cancels, 15% market orders."""
+def random_flow(manifest: Manifest, orders: int, seed: int, accounts: int = 1000, start: int = 1) -> Iterator[Command]:
+    """A seeded mix over every market: 60% resting limits near the mid, 25% cancels, 15% market orders.
+
+    Timestamps start at `start` (pass the engine's last timestamp to continue a journaled venue)."""
     rng = random.Random(seed)
     markets = list(manifest.markets)
     mids = [_mid_ticks(spec) for spec in markets]
     live: list[list[tuple[int, bytes]]] = [[] for _ in markets]  # per market: (account, client id)
-    timestamp = 1
+    timestamp = start
     for n in range(orders):
         timestamp += rng.randrange(0, 3)
         m = rng.randrange(len(markets))
