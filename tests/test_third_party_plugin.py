@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from fractions import Fraction
@@ -25,7 +23,7 @@ from exos.engine import Engine
 from exos.events import CommandDone, Event, Fill, OrderAccepted, Rejected
 from exos.plugins import Plugins, installed_plugins, load_plugins
 from exos.protocols import FeeModel, FeeModelFactory, MarketInfo, MarketType, OrderCheck, OrderIntent
-from exos.testing import FeeModelContract, MarketTypeContract, OrderCheckContract
+from exos.testing import FeeModelContract, MarketTypeContract, OrderCheckContract, install_distribution
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACME_SOURCE = REPO_ROOT / "tests" / "fixtures" / "exos-acme-plugin"
@@ -68,29 +66,7 @@ class _Spec:
 @pytest.fixture(scope="session")
 def acme_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/fixtures/exos-acme-plugin installed by pip into a temporary --target directory."""
-    base = tmp_path_factory.mktemp("acme")
-    source = base / "src"  # build from a copy: an in-tree build leaves build/ and egg-info behind
-    shutil.copytree(ACME_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = base / "target"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+    return install_distribution(ACME_SOURCE, tmp_path_factory.mktemp("acme"))
 
 
 @contextlib.contextmanager

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import shutil
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from exos import hookspecs
 from exos.errors import ExosError
 from exos.plugins import MODULE_VERSION, InstalledPlugin, PluginError, installed_plugins, load_plugins
 from exos.protocols import API_VERSION, OrderIntent, OrderRejection
+from exos.testing import install_distribution
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACME_SOURCE = REPO_ROOT / "tests" / "fixtures" / "exos-acme-plugin"
@@ -119,29 +118,7 @@ def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plug
 @pytest.fixture(scope="session")
 def acme_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/fixtures/exos-acme-plugin installed for real by pip into a temporary --target directory."""
-    base = tmp_path_factory.mktemp("acme")
-    source = base / "src"  # build from a copy: an in-tree build leaves build/ and egg-info behind
-    shutil.copytree(ACME_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = base / "target"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+    return install_distribution(ACME_SOURCE, tmp_path_factory.mktemp("acme"))
 
 
 @pytest.fixture

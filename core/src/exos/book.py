@@ -14,15 +14,10 @@ from exos.bookdump import parse_dump
 from exos.errors import BookError, BookInputError, BuildError
 from exos.types import (
     ANY_OWNER,
-    CLIENT_ID_LEN,
     DEFAULT_MAX_LEVELS,
     DEFAULT_MAX_ORDERS,
-    I64_MAX,
-    I64_MIN,
     MAX_CAP,
-    N_SLOTS,
     NO_SLOTS,
-    U64_MAX,
     Command,
     Event,
     EventType,
@@ -36,8 +31,8 @@ from exos.types import (
     TimeInForce,
     check_client_id,
     check_i64,
+    check_place_inputs,
     check_slot_index,
-    check_slots,
     check_u8,
     check_u64,
     require_client_id,
@@ -282,7 +277,7 @@ class Book:
         slots: Slots = NO_SLOTS,
     ) -> list[Event]:
         """Place an order; returns its events (docs/book.md, place)."""
-        _check_place(order_id, owner, side, price, size, tif, flags, stp, expiry, client_id, slots)
+        check_place_inputs(order_id, owner, side, price, size, tif, flags, stp, expiry, client_id, slots)
         n = lib.exos_book_place(
             self._book,
             order_id,
@@ -449,53 +444,11 @@ def _slot_filter(slot: tuple[int, int] | None) -> tuple[int, int]:
     return check_slot_index(index), check_u64("slot value", value)
 
 
-def _check_place(
-    order_id: int,
-    owner: int,
-    side: int,
-    price: int,
-    size: int,
-    tif: int,
-    flags: int,
-    stp: int,
-    expiry: int,
-    client_id: bytes | None,
-    slots: Slots,
-) -> None:
-    """Raise BookInputError for values that do not fit their C fields."""
-    if (
-        0 <= order_id <= U64_MAX
-        and 0 <= owner <= U64_MAX
-        and 0 <= side <= 255
-        and I64_MIN <= price <= I64_MAX
-        and I64_MIN <= size <= I64_MAX
-        and 0 <= tif <= 255
-        and 0 <= flags <= 255
-        and 0 <= stp <= 255
-        and I64_MIN <= expiry <= I64_MAX
-        and (client_id is None or (type(client_id) is bytes and len(client_id) == CLIENT_ID_LEN))
-        and len(slots) == N_SLOTS
-        and all(0 <= v <= U64_MAX for v in slots)
-    ):
-        return  # the common case: one expression instead of eleven calls
-    check_u64("order_id", order_id)
-    check_u64("owner", owner)
-    check_u8("side", side)
-    check_i64("price", price)
-    check_i64("size", size)
-    check_u8("tif", tif)
-    check_u8("flags", flags)
-    check_u8("stp", stp)
-    check_i64("expiry", expiry)
-    check_client_id(client_id)
-    check_slots(slots)
-
-
 def _fill_command(c: Any, command: Command) -> None:
     """Copy a Command into a C exos_cmd, checking every field's range first."""
     op = check_u8("op", int(command.op))
     if op == Op.PLACE:
-        _check_place(
+        check_place_inputs(
             command.order_id,
             command.owner,
             command.side,

@@ -150,40 +150,39 @@ class Command:
 
 
 @attrs.frozen(kw_only=True)
-class Deposit(Command):
+class _AssetAmount(Command):
+    """A command that moves an amount of one asset."""
+
+    asset: str
+    amount: int
+
+    def _fields(self) -> dict[str, Any]:
+        return {"asset": _name(self.asset, SYMBOL_LEN, "asset"), "amount": self.amount}
+
+
+@attrs.frozen(kw_only=True)
+class Deposit(_AssetAmount):
     """Credit an account (signed by an admin: the bridge or the venue's faucet)."""
 
     kind: ClassVar[Kind] = Kind.DEPOSIT
-    asset: str
-    amount: int
-
-    def _fields(self) -> dict[str, Any]:
-        return {"asset": _name(self.asset, SYMBOL_LEN, "asset"), "amount": self.amount}
 
 
 @attrs.frozen(kw_only=True)
-class Withdraw(Command):
+class Withdraw(_AssetAmount):
     """Debit an account's available balance (never more than available)."""
 
     kind: ClassVar[Kind] = Kind.WITHDRAW
-    asset: str
-    amount: int
-
-    def _fields(self) -> dict[str, Any]:
-        return {"asset": _name(self.asset, SYMBOL_LEN, "asset"), "amount": self.amount}
 
 
 @attrs.frozen(kw_only=True)
-class Transfer(Command):
+class Transfer(_AssetAmount):
     """Move available balance between two sub-accounts of the same address."""
 
     kind: ClassVar[Kind] = Kind.TRANSFER
-    asset: str
-    amount: int
     to_sub: int
 
     def _fields(self) -> dict[str, Any]:
-        return {"asset": _name(self.asset, SYMBOL_LEN, "asset"), "amount": self.amount, "to_sub": self.to_sub}
+        return {**super()._fields(), "to_sub": self.to_sub}
 
 
 @attrs.frozen(kw_only=True)

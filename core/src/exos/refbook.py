@@ -36,6 +36,7 @@ from exos.types import (
     TimeInForce,
     check_client_id,
     check_i64,
+    check_place_inputs,
     check_slot_index,
     check_slots,
     check_u8,
@@ -160,7 +161,7 @@ class RefBook:
         slots: Slots = NO_SLOTS,
     ) -> list[Event]:
         """Place an order; returns its events (docs/book.md, place)."""
-        slots = _check_place_inputs(order_id, owner, side, price, size, tif, flags, stp, expiry, client_id, slots)
+        slots = check_place_inputs(order_id, owner, side, price, size, tif, flags, stp, expiry, client_id, slots)
         out: list[Event] = []
         self._place(out, order_id, owner, side, price, size, tif, flags, stp, expiry, client_id, slots)
         return out
@@ -887,32 +888,6 @@ class RefBook:
 # ---------------------------------------------------------------------- input range checks
 
 
-def _check_place_inputs(
-    order_id: int,
-    owner: int,
-    side: int,
-    price: int,
-    size: int,
-    tif: int,
-    flags: int,
-    stp: int,
-    expiry: int,
-    client_id: bytes | None,
-    slots: Slots,
-) -> Slots:
-    check_u64("order_id", order_id)
-    check_u64("owner", owner)
-    check_u8("side", side)
-    check_i64("price", price)
-    check_i64("size", size)
-    check_u8("tif", tif)
-    check_u8("flags", flags)
-    check_u8("stp", stp)
-    check_i64("expiry", expiry)
-    check_client_id(client_id)
-    return check_slots(slots)
-
-
 def _check_slot_filter(slot: tuple[int, int] | None) -> None:
     if slot is None:
         return
@@ -926,7 +901,7 @@ def _check_command_inputs(c: Command) -> None:
     """Range-check the fields the command's op uses (docs/book.md: fields an op does not use are ignored)."""
     check_u8("op", c.op)
     if c.op == Op.PLACE:
-        _check_place_inputs(
+        check_place_inputs(
             c.order_id, c.owner, c.side, c.price, c.size, c.tif, c.flags, c.stp, c.expiry, c.client_id, c.slots
         )
     elif c.op == Op.CANCEL:

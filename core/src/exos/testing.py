@@ -61,8 +61,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from fractions import Fraction
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -736,3 +740,20 @@ class StatefulPluginContract:
         stateful.load(fresh)
         stateful.check_invariants()
         assert stateful.dump() == fresh
+
+
+def install_distribution(source: Path, base: Path) -> Path:
+    """Install a plugin distribution for real (pip, no deps, no network) into `base/target`; returns the target.
+
+    Builds from a copy of `source`, so an in-tree build leaves no build/ or egg-info behind. Put the
+    target on sys.path to make its entry points visible to `importlib.metadata`."""
+    copy = base / "src"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = base / "target"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "--no-build-isolation", "--no-index", "--target", str(target), str(copy)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return target

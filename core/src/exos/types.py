@@ -363,3 +363,45 @@ class OrderBook(Protocol):
     def levels(self) -> int:
         """Number of price levels on both sides."""
         ...
+
+
+def check_place_inputs(
+    order_id: int,
+    owner: int,
+    side: int,
+    price: int,
+    size: int,
+    tif: int,
+    flags: int,
+    stp: int,
+    expiry: int,
+    client_id: bytes | None,
+    slots: Slots,
+) -> Slots:
+    """Raise BookInputError for values of a place that do not fit their fields; returns the slots as a tuple."""
+    if (
+        0 <= order_id <= U64_MAX
+        and 0 <= owner <= U64_MAX
+        and 0 <= side <= 255
+        and I64_MIN <= price <= I64_MAX
+        and I64_MIN <= size <= I64_MAX
+        and 0 <= tif <= 255
+        and 0 <= flags <= 255
+        and 0 <= stp <= 255
+        and I64_MIN <= expiry <= I64_MAX
+        and (client_id is None or (type(client_id) is bytes and len(client_id) == CLIENT_ID_LEN))
+        and len(slots) == N_SLOTS
+        and all(0 <= v <= U64_MAX for v in slots)
+    ):
+        return (slots[0], slots[1], slots[2], slots[3])  # the common case: one expression, not eleven calls
+    check_u64("order_id", order_id)
+    check_u64("owner", owner)
+    check_u8("side", side)
+    check_i64("price", price)
+    check_i64("size", size)
+    check_u8("tif", tif)
+    check_u8("flags", flags)
+    check_u8("stp", stp)
+    check_i64("expiry", expiry)
+    check_client_id(client_id)
+    return check_slots(slots)
