@@ -46,7 +46,7 @@ class EventKind(enum.IntEnum):
 RawEvent = tuple[Any, ...]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Event:
     """Fields every event has."""
 
@@ -55,7 +55,7 @@ class Event:
     cause: Cause
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class OrderAccepted(Event):
     """An order entered the book's matching (it may then fill, rest or be cancelled)."""
 
@@ -71,7 +71,7 @@ class OrderAccepted(Event):
     book_seq: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Fill(Event):
     """One side of a trade: each trade gives two, the taker's first. Fee in `fee_asset` (negative: rebate)."""
 
@@ -90,7 +90,7 @@ class Fill(Event):
     book_seq: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class OrderCancelled(Event):
     """An order left the book unfilled: `remaining` lots were cancelled for `reason`."""
 
@@ -103,12 +103,12 @@ class OrderCancelled(Event):
     book_seq: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class OrderExpired(OrderCancelled):
     """A GTD order reached its expiry (fired by the engine's timer queue)."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class OrderAmended(Event):
     """An order's price or total size changed; `priority_kept` says whether it kept its queue place."""
 
@@ -123,7 +123,7 @@ class OrderAmended(Event):
     book_seq: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class BookDelta(Event):
     """An L2 level's new total size (0: gone) and order count."""
 
@@ -135,7 +135,7 @@ class BookDelta(Event):
     book_seq: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Deposited(Event):
     """An account was credited."""
 
@@ -145,7 +145,7 @@ class Deposited(Event):
     amount: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Withdrawn(Event):
     """An account was debited."""
 
@@ -155,7 +155,7 @@ class Withdrawn(Event):
     amount: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Transferred(Event):
     """Available balance moved between two sub-accounts of one address."""
 
@@ -166,7 +166,7 @@ class Transferred(Event):
     amount: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class AssetListed(Event):
     """A new asset exists."""
 
@@ -174,7 +174,7 @@ class AssetListed(Event):
     decimals: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class MarketListed(Event):
     """A new market exists (with an empty book)."""
 
@@ -182,7 +182,7 @@ class MarketListed(Event):
     market_type: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class MarketStatusChanged(Event):
     """A market moved to a new status."""
 
@@ -190,7 +190,7 @@ class MarketStatusChanged(Event):
     status: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Rejected(Event):
     """The command was refused and changed nothing: `code` names the rule, `message` the values."""
 
@@ -198,7 +198,7 @@ class Rejected(Event):
     message: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class CommandDone(Event):
     """The explicit end of a command's events."""
 
@@ -225,15 +225,15 @@ _BASE = {f.name for f in attrs.fields(Event)}
 FIELDS: dict[EventKind, tuple[str, ...]] = {
     kind: tuple(f.name for f in attrs.fields(cls) if f.name not in _BASE) for kind, cls in CLASSES.items()
 }
-_KINDS = {int(k): k for k in EventKind}
 _CAUSES = {int(c): c for c in Cause}
 
 
+_POSITIONAL = {int(kind): cls for kind, cls in CLASSES.items()}
+
+
 def decode(raw: RawEvent) -> Event:
-    """The attrs view of a raw event."""
-    kind = _KINDS[raw[3]]
-    values = dict(zip(FIELDS[kind], raw[4:], strict=True))
-    return CLASSES[kind](seq=raw[0], index=raw[1], cause=_CAUSES[raw[2]], **values)
+    """The attrs view of a raw event (fields in the order of FIELDS, after seq, index and cause)."""
+    return _POSITIONAL[raw[3]](raw[0], raw[1], _CAUSES[raw[2]], *raw[4:])
 
 
 def decode_all(raws: list[RawEvent]) -> list[Event]:
