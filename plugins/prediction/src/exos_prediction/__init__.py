@@ -1,0 +1,1 @@
+"""exos prediction markets: a deterministic FIFA World Cup 2026 model (markets come later)."""
