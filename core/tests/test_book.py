@@ -150,3 +150,17 @@ class TestMemory:
         before = rss()
         churn()
         assert rss() - before < 256  # pages; a leak of 200 books x 500 orders would be thousands
+
+
+class TestSinkGrowth:
+    def test_engine_paths_follow_the_sink_when_a_public_call_grew_it(self) -> None:
+        """A sweep that grows the sink through the attrs API leaves the raw paths reading the moved buffer."""
+        book = Book()
+        for oid in range(1, 401):
+            book.place(oid, 1, Side.SELL, 1000 + oid, 1)
+        events = book.place(1000, 2, Side.BUY, 2000, 400, tif=TimeInForce.IOC)  # 1 + 400 fills + 400 L2
+        assert len(events) == 801
+        book.place(2000, 3, Side.BUY, 50, 5)
+        assert book.cancel_engine(2000)[:3] == (Side.BUY, 50, 5)
+        result = book.place_engine(2001, 3, Side.BUY, 51, 2, 0, 0, 0, 0, None, 9, 0, 0, 0)
+        assert result[1:3] == (book.seq - 1, 2)

@@ -110,7 +110,9 @@ def _check_cap(name: str, value: int) -> int:
 class Book:
     """One market's order book in C: price-time priority over sparse integer prices."""
 
-    __slots__ = ("_book", "_info", "_message", "_sink", "_slot_out", "_view", "_view_cap", "max_levels", "max_orders")
+    __slots__ = (
+        "_book", "_ev", "_info", "_message", "_sink", "_slot_out", "_view", "_view_cap", "max_levels", "max_orders",
+    )  # fmt: skip
 
     def __init__(self, max_orders: int = DEFAULT_MAX_ORDERS, max_levels: int = DEFAULT_MAX_LEVELS) -> None:
         """Create an empty book with caps on open orders and price levels."""
@@ -128,8 +130,7 @@ class Book:
             raise MemoryError("exos: could not allocate an event sink")
         self._sink = ffi.gc(sink, lib.exos_sink_free)
         lib.exos_book_set_sink(self._book, self._sink)
-        self._view = ffi.buffer(self._sink.ev, self._sink.cap * _EVENT.size)
-        self._view_cap = self._sink.cap
+        self._remap()
         self._info = ffi.new("exos_order_info *")
         self._slot_out = ffi.new("uint64_t *")
         self._message = ffi.new("char[]", _MESSAGE_LEN)
@@ -151,14 +152,19 @@ class Book:
     # Callers validate every field first (the engine does); events come back as tuples laid out as
     # RAW_EVENT_FIELDS, orders as RAW_ORDER_FIELDS.
 
+    def _remap(self) -> None:
+        """Map the sink's event array (again, after it grew and moved)."""
+        sink = self._sink
+        self._ev = sink.ev
+        self._view = ffi.buffer(sink.ev, sink.cap * _EVENT.size)
+        self._view_cap = sink.cap
+
     def _raw(self, n: int) -> list[tuple[Any, ...]]:
         """The sink's first n events as tuples."""
         if n < 0:
             raise MemoryError("exos: the order book ran out of memory; nothing changed")
-        sink = self._sink
-        if sink.cap != self._view_cap:  # the sink grew (and moved): map it again
-            self._view = ffi.buffer(sink.ev, sink.cap * _EVENT.size)
-            self._view_cap = sink.cap
+        if n > self._view_cap:  # the sink only grows when a call needs more room than it had
+            self._remap()
         unpack = _EVENT.unpack_from
         view = self._view
         return [unpack(view, offset) for offset in range(0, n * _EVENT.size, _EVENT.size)]
@@ -175,7 +181,9 @@ class Book:
             self._book, order_id, owner, side, price, size, tif, flags, stp, expiry,
             ffi.NULL if client_id is None else client_id, s0, s1, s2, s3,
         )  # fmt: skip
-        ev = self._sink.ev
+        if n > self._view_cap:
+            self._remap()
+        ev = self._ev
         if n == 2:
             level = ev[1]
             if level.type == _L2:
@@ -190,7 +198,7 @@ class Book:
         Returns (side, price, cancelled size, seq, level size, level count, level seq); the caller
         knows the order is open."""
         lib.exos_book_cancel(self._book, order_id, ANY_OWNER, False)
-        ev = self._sink.ev
+        ev = self._ev  # two events never outgrow the sink
         cancelled, level = ev[0], ev[1]
         return (cancelled.side, cancelled.price, cancelled.remaining, cancelled.seq, level.size, level.remaining,
                 level.seq)  # fmt: skip
@@ -257,7 +265,9 @@ class Book:
         """The first n events of the sink, decoded."""
         if n < 0:
             raise MemoryError("exos: the order book ran out of memory; nothing changed")
-        return [_decode(raw) for raw in _EVENT.iter_unpack(ffi.buffer(self._sink.ev, n * _EVENT.size))]
+        if n > self._view_cap:  # keep the cached mapping valid for the raw paths too
+            self._remap()
+        return [_decode(raw) for raw in _EVENT.iter_unpack(self._view[: n * _EVENT.size])]
 
     # ------------------------------------------------------------ commands
 
