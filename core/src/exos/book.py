@@ -208,26 +208,6 @@ class Book:
         out = self._slot_out
         return int(out[0]) if lib.exos_book_get_slot(self._book, order_id, index, out) else None
 
-    def place_raw(
-        self,
-        order_id: int,
-        owner: int,
-        side: int,
-        price: int,
-        size: int,
-        tif: int,
-        flags: int,
-        stp: int,
-        expiry: int,
-        client_id: bytes | None,
-        slots: list[int],
-    ) -> list[tuple[Any, ...]]:
-        """place() without range checks or attrs: raw event tuples."""
-        return self._raw(lib.exos_book_place(
-            self._book, order_id, owner, side, price, size, tif, flags, stp, expiry,
-            ffi.NULL if client_id is None else client_id, slots,
-        ))  # fmt: skip
-
     def cancel_raw(self, order_id: int, owner: int, expired: bool) -> list[tuple[Any, ...]]:
         """cancel() without range checks or attrs."""
         return self._raw(lib.exos_book_cancel(self._book, order_id, owner, expired))
