@@ -384,12 +384,23 @@ class Engine:
             raise Rejection("UNKNOWN_ASSET", f"asset: no asset named {_text(fields[13])!r}")
         return asset
 
-    def _amount(self, fields: tuple[Any, ...], tail: bytes) -> int:
+    def _amount(self, fields: tuple[Any, ...]) -> int:
         """The command's amount, which must be positive."""
         amount = int.from_bytes(fields[16], "little", signed=True)
         if amount <= 0:
             raise Rejection("BAD_AMOUNT", f"amount: must be > 0, got {amount}")
         return amount
+
+    def _funds(self, fields: tuple[Any, ...]) -> tuple[int, int, int]:
+        """(account, asset, amount) of a command that spends an account's balance."""
+        asset, amount = self._asset(fields), self._amount(fields)
+        return self._account(fields), asset, amount
+
+    def _cover(self, account: int, asset: int, amount: int, what: str) -> None:
+        """Refuse a spend the account's available balance does not cover."""
+        available = self.ledger.available[asset][account]
+        if amount > available:
+            raise Rejection("INSUFFICIENT_BALANCE", f"{what}: {amount} exceeds the available {available}")
 
     def _admin(self, fields: tuple[Any, ...]) -> None:
         """Admin commands must be signed by an address the manifest names."""
@@ -400,7 +411,7 @@ class Engine:
 
     def _deposit(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         self._admin(fields)
-        asset, amount = self._asset(fields), self._amount(fields, tail)
+        asset, amount = self._asset(fields), self._amount(fields)
         if self.ledger.deposits[asset] + amount > _I128_MAX:
             raise Rejection(
                 "OVERFLOW", f"deposit: total deposits of {self.ledger.assets[asset].symbol} would exceed i128"
@@ -411,23 +422,17 @@ class Engine:
                     self.ledger.assets[asset].symbol, amount))  # fmt: skip
 
     def _withdraw(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
-        asset, amount = self._asset(fields), self._amount(fields, tail)
-        account = self._account(fields)
-        available = self.ledger.available[asset][account]
-        if amount > available:
-            raise Rejection("INSUFFICIENT_BALANCE", f"withdraw: {amount} exceeds the available {available}")
+        account, asset, amount = self._funds(fields)
+        self._cover(account, asset, amount, "withdraw")
         self.ledger.withdraw(account, asset, amount)
         out.append((seq, len(out) - base, _USER, int(EventKind.WITHDRAWN), fields[10], fields[6],
                     self.ledger.assets[asset].symbol, amount))  # fmt: skip
 
     def _transfer(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
-        asset, amount = self._asset(fields), self._amount(fields, tail)
-        account = self._account(fields)
+        account, asset, amount = self._funds(fields)
         if fields[7] == fields[6]:
             raise Rejection("BAD_TRANSFER", f"to_sub: {fields[7]} is the sending sub-account")
-        available = self.ledger.available[asset][account]
-        if amount > available:
-            raise Rejection("INSUFFICIENT_BALANCE", f"transfer: {amount} exceeds the available {available}")
+        self._cover(account, asset, amount, "transfer")
         target = self.ledger.open_account(fields[10], fields[7])
         self.ledger.move_available(account, asset, amount, target)
         out.append((seq, len(out) - base, _USER, int(EventKind.TRANSFERRED), fields[10], fields[6], fields[7],
