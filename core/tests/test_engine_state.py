@@ -52,7 +52,7 @@ module = "{PLUGIN_MODULE}"
 class CountingCheck:
     """An order check with state: it counts the orders it has checked (in snapshots and the state hash)."""
 
-    api_version = 1
+    api_version = 2
     name = "counting"
 
     def __init__(self) -> None:

@@ -146,7 +146,7 @@ class TestLoadByModule:
             from exos.hookspecs import hookimpl
 
             class Obj:
-                api_version = 1
+                api_version = 2
 
                 def __init__(self, name):
                     self.name = name
@@ -201,7 +201,7 @@ class TestLoadByModule:
         impls = "".join(f"@hookimpl\ndef {hook}(register):\n    register(Obj({hook!r}))\n\n" for hook in hooks)
         source = (
             "from exos.hookspecs import hookimpl\n\n"
-            "class Obj:\n    api_version = 1\n    def __init__(self, name): self.name = name\n"
+            "class Obj:\n    api_version = 2\n    def __init__(self, name): self.name = name\n"
             "    def create_market(self, info, fees): ...\n    def create(self, m, t, p): ...\n"
             "    def check(self, intent): ...\n    def requirement(self, account, locks): ...\n\n" + impls
         )
@@ -289,7 +289,7 @@ class TestLoadByEntryPoint:
             from exos.hookspecs import hookimpl
 
             class Check:
-                api_version = 1
+                api_version = 2
                 name = "obj-check"
                 def check(self, intent): ...
 
@@ -434,7 +434,7 @@ class TestErrors:
 
     def test_missing_api_version(self, plugin_dir: PluginDir) -> None:
         """An object without api_version is refused like a mismatched one."""
-        source = check_plugin("noversion").replace("api_version = 1", "")
+        source = check_plugin("noversion").replace("api_version = 2", "")
         message = _error([Spec("nover", plugin_dir.module("nover_plugin", source))]).message
         assert message.startswith("plugin 'nover': order check 'noversion' speaks api_version None")
 
@@ -444,7 +444,7 @@ class TestErrors:
             from exos.hookspecs import hookimpl
 
             class Check:
-                api_version = 1
+                api_version = 2
                 def check(self, intent): ...
 
             @hookimpl
@@ -461,7 +461,7 @@ class TestErrors:
             from exos.hookspecs import hookimpl
 
             class Half:
-                api_version = 1
+                api_version = 2
                 name = "half"
                 create_market = None
 
@@ -485,7 +485,7 @@ class TestErrors:
         source = check_plugin("same") + textwrap.dedent(
             """
             class Fees:
-                api_version = 1
+                api_version = 2
                 name = "same"
                 def create(self, maker_centibps, taker_centibps, params): ...
 

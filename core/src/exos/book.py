@@ -192,16 +192,16 @@ class Book:
             return (REFUSED, ev[0].reason)
         return (EVENTS, self._raw(n))
 
-    def cancel_engine(self, order_id: int) -> tuple[int, int, int, int, int, int, int]:
+    def cancel_engine(self, order_id: int) -> tuple[int, int, int, int, int, int, int, int]:
         """cancel() of an open order for the engine's hot path.
 
-        Returns (side, price, cancelled size, seq, level size, level count, level seq); the caller
-        knows the order is open."""
+        Returns (side, price, cancelled size, seq, level size, level count, level seq, slot 3); the
+        caller knows the order is open."""
         lib.exos_book_cancel(self._book, order_id, ANY_OWNER, False)
         ev = self._ev  # two events never outgrow the sink
         cancelled, level = ev[0], ev[1]
         return (cancelled.side, cancelled.price, cancelled.remaining, cancelled.seq, level.size, level.remaining,
-                level.seq)  # fmt: skip
+                level.seq, cancelled.slots[3])  # fmt: skip
 
     def order_slot(self, order_id: int, index: int) -> int | None:
         """Slot `index` of an open order, or None if no order with that id is open."""

@@ -23,7 +23,7 @@ NAME_LEN = 32
 SYMBOL_LEN = 16
 ALL_MARKETS = ""
 
-# kind, side, tif, flags, stp, status, sub, to_sub, timestamp, nonce, address, signer, market, asset,
+# kind, side, tif, flags, stp, status (PlaceOrder: outcome), sub, to_sub, timestamp, nonce, address, signer, market, asset,
 # price, size, amount (i128), order_id, expiry, client_id, tail length
 RECORD = struct.Struct("<BBBBBBHHqQ20s20s32s16sqq16sQq16sI")
 FLAG_POST_ONLY = 1
@@ -51,6 +51,7 @@ class Kind(enum.IntEnum):
     LIST_ASSET = 10
     LIST_MARKET = 11
     TICK = 12
+    MARKET_ACTION = 13
 
 
 class Status(enum.IntEnum):
@@ -187,7 +188,10 @@ class Transfer(_AssetAmount):
 
 @attrs.frozen(kw_only=True)
 class PlaceOrder(Command):
-    """Place an order: price in ticks, size in lots; tif 0 GTC, 1 GTD, 2 IOC, 3 FOK (exos.types.TimeInForce)."""
+    """Place an order: price in ticks, size in lots; tif 0 GTC, 1 GTD, 2 IOC, 3 FOK (exos.types.TimeInForce).
+
+    `outcome` picks the token of a market with outcomes (binary: 0 YES, 1 NO); side and price are in
+    that outcome's terms (a NO buy at q ticks)."""
 
     kind: ClassVar[Kind] = Kind.PLACE
     market: str
@@ -199,6 +203,7 @@ class PlaceOrder(Command):
     stp: int = 0
     expiry: int = 0
     client_id: bytes | None = None
+    outcome: int = 0
 
     def _fields(self) -> dict[str, Any]:
         if self.client_id is not None and len(self.client_id) != 16:
@@ -209,6 +214,7 @@ class PlaceOrder(Command):
             "tif": _check_width(self.tif, 0, 255, "tif"),
             "flags": (FLAG_POST_ONLY if self.post_only else 0) | (FLAG_HAS_CLIENT_ID if self.client_id else 0),
             "stp": _check_width(self.stp, 0, 255, "stp"),
+            "status": _check_width(self.outcome, 0, 255, "outcome"),
             "price": self.price,
             "size": self.size,
             "expiry": self.expiry,
@@ -324,6 +330,22 @@ class Tick(Command):
     """Advance time only (fires due timers, such as GTD expiries)."""
 
     kind: ClassVar[Kind] = Kind.TICK
+
+
+@attrs.frozen(kw_only=True)
+class MarketAction(Command):
+    """A market type's own command (split, merge, convert, propose, vote, ...): `action` and its JSON arguments."""
+
+    kind: ClassVar[Kind] = Kind.MARKET_ACTION
+    market: str
+    action: str
+    args: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+    def _fields(self) -> dict[str, Any]:
+        return {"market": _name(self.market, NAME_LEN, "market")}
+
+    def _tail(self) -> bytes:
+        return canonical_json({"action": self.action, "args": self.args})
 
 
 def canonical_json(value: Any) -> bytes:

@@ -28,6 +28,7 @@ from exos.events import Cause, EventKind, RawEvent, decode_all
 from exos.events import Event as PublicEvent
 from exos.ledger import Ledger
 from exos.manifest import ASSET_SYMBOL, AssetSpec, Manifest, MarketSpec, parse_market_table
+from exos.marketctx import Context, View
 from exos.nonces import NonceBook
 from exos.plugins import Plugins, load_plugins
 from exos.protocols import FillSide, Market, MarketInfo, OrderCheck, OrderIntent, OrderRejection, StatefulPlugin
@@ -47,6 +48,7 @@ _AMENDED = int(EventKind.ORDER_AMENDED)
 _DELTA = int(EventKind.BOOK_DELTA)
 _REJECTED = int(EventKind.REJECTED)
 _DONE = int(EventKind.COMMAND_DONE)
+_MARKET_TIMER = int(TimerKind.MARKET)
 # book event types (docs/book.md)
 _B_ACCEPTED, _B_REJECTED, _B_FILL, _B_CANCELLED, _B_EXPIRED, _B_AMENDED, _B_L2 = 1, 2, 3, 4, 5, 6, 7
 _MAKER_DONE, _TAKER_DONE = 1, 2
@@ -90,6 +92,8 @@ class MarketState:
     checks: list[OrderCheck]
     base_symbol: str
     quote_symbol: str
+    outcomes: int = 1  # a market with outcomes (binary: 2) serves them from its one book
+    manages_status: bool = False  # the market type drives the status (SetMarketStatus is refused)
 
 
 class _Settlement:
@@ -123,6 +127,12 @@ class Engine:
         self.seq = 0
         self._settlement = _Settlement(self.ledger)
         self._checks: list[OrderCheck] = list(plugins.order_checks.values())
+        self.view = View(self)
+        for market_type in plugins.market_types.values():
+            bind = getattr(market_type, "bind", None)
+            if bind is not None:
+                bind(self.view)
+        self._listing_out: tuple[list[RawEvent], int, int] | None = None
         self._journal: Any = None
         self._files: Any = None
         self._journal_dir: Path | None = None
@@ -141,6 +151,7 @@ class Engine:
             int(Kind.LIST_ASSET): self._list_asset_command,
             int(Kind.LIST_MARKET): self._list_market_command,
             int(Kind.TICK): self._tick,
+            int(Kind.MARKET_ACTION): self._market_action,
         }
         self._genesis()
 
@@ -181,7 +192,7 @@ class Engine:
         """The listed assets as the manifest parser knows them."""
         return {a.symbol: AssetSpec(a.symbol, a.decimals) for a in self.ledger.assets}
 
-    def _add_market(self, spec: MarketSpec, spec_json: bytes) -> MarketState:
+    def _add_market(self, spec: MarketSpec, spec_json: bytes, *, restoring: bool = False) -> MarketState:
         """Create a market's book and plugin object (the plugins are asked here, once)."""
         market_type = self.plugins.market_types.get(spec.type)
         if market_type is None:
@@ -194,6 +205,10 @@ class Engine:
                 "UNKNOWN_FEE_MODEL", f"markets.{spec.name}.fee_model: no enabled plugin registers {spec.fee_model!r}"
             )
         index = len(self.markets)
+        new_assets = self._listing_assets(market_type, spec, restoring)
+        first_new = len(self.ledger.assets)
+        if restoring and new_assets:  # a loaded ledger holds them already, listed right before the market
+            first_new = self.ledger.asset_ids[new_assets[0][0]]
         info = MarketInfo(
             market_id=index,
             name=spec.name,
@@ -204,24 +219,63 @@ class Engine:
             min_lots=spec.min_lots,
             min_notional_units=spec.min_notional_units,
             params=spec.params,
+            outcome_assets=tuple(range(first_new, first_new + len(new_assets))),
         )
-        fees = fee_factory.create(spec.fees.maker_centibps, spec.fees.taker_centibps, spec.params)
+        try:
+            fees = fee_factory.create(spec.fees.maker_centibps, spec.fees.taker_centibps, spec.params)
+            market = market_type.create_market(info, fees)
+        except (ValueError, TypeError, KeyError, OrderRejection) as exc:
+            raise Rejection("BAD_LISTING", f"markets.{spec.name}: {exc}") from None
+        book = Book(spec.max_orders, spec.max_levels)
+        for symbol, decimals in [] if restoring else new_assets:
+            self._add_asset(symbol, decimals)
+            if self._listing_out is not None:
+                out, seq, base = self._listing_out
+                out.append((seq, len(out) - base, _USER, int(EventKind.ASSET_LISTED), symbol, decimals))
         state = MarketState(
             index=index,
             name=spec.name,
             market_type=spec.type,
             spec_json=spec_json,
             info=info,
-            market=market_type.create_market(info, fees),
-            book=Book(spec.max_orders, spec.max_levels),
+            market=market,
+            book=book,
             status=int(C.STATUS_NAMES[spec.status]),
             checks=self._checks,
             base_symbol=spec.base,
             quote_symbol=spec.quote,
+            outcomes=int(getattr(market, "outcomes", 1)),
+            manages_status=bool(getattr(market, "manages_status", False)),
         )
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
         return state
+
+    def _listing_assets(self, market_type: Any, spec: MarketSpec, restoring: bool) -> list[tuple[str, int]]:
+        """The assets a market type creates with a market (outcome shares), checked before anything changes."""
+        listing_assets = getattr(market_type, "listing_assets", None)
+        if listing_assets is None:
+            return []
+        quote_decimals = self.ledger.assets[self.ledger.asset_ids[spec.quote]].decimals
+        try:
+            assets = list(listing_assets(spec.name, spec.params, quote_decimals))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Rejection("BAD_LISTING", f"markets.{spec.name}: {exc}") from None
+        seen: set[str] = set()
+        for symbol, decimals in assets:
+            if (
+                not isinstance(symbol, str)
+                or not ASSET_SYMBOL.fullmatch(symbol)
+                or (_key(symbol, C.SYMBOL_LEN) in self.asset_keys) != restoring
+                or symbol in seen
+            ):
+                raise Rejection("BAD_LISTING", f"markets.{spec.name}: asset {symbol!r} is invalid or listed already")
+            seen.add(symbol)
+            if restoring:
+                continue
+            if not isinstance(decimals, int) or not 0 <= decimals <= 30:
+                raise Rejection("BAD_LISTING", f"markets.{spec.name}: asset {symbol!r} has decimals {decimals!r}")
+        return assets
 
     # ------------------------------------------------------------ submitting
 
@@ -362,6 +416,17 @@ class Engine:
                 raw = ms.book.cancel_raw(arg1, ANY_OWNER, True)
                 if raw[0][2] != _B_REJECTED:  # the order may have filled or been cancelled since
                     self._book_events(ms, raw, None, seq, base, out, _SYSTEM)
+            elif kind == _MARKET_TIMER:
+                ms = self.markets[arg0]
+                context = Context(self, arg0, (b"", 0), b"", seq, base, out, _SYSTEM)
+                try:
+                    ms.market.on_timer(context, arg1)  # type: ignore[attr-defined]
+                except Exception as exc:  # a timer cannot be refused: its effects may have begun
+                    self._failed = exc
+                    raise EngineError(
+                        f"timer of {ms.name} failed at {now} ({type(exc).__name__}: {exc}); the engine stopped",
+                        code="FAIL_STOP",
+                    ) from exc
 
     def _account(self, fields: tuple[Any, ...]) -> int:
         """The actor's existing account (an unknown account holds nothing: INSUFFICIENT_BALANCE)."""
@@ -451,7 +516,7 @@ class Engine:
         if account is None:
             raise Rejection("INSUFFICIENT_BALANCE", f"account 0x{fields[10].hex()}/{fields[6]} holds nothing")
         _, side, tif, flags, stp, _, _, _, timestamp = fields[:9]
-        price, size, expiry = fields[14], fields[15], fields[18]
+        price, size, expiry, outcome = fields[14], fields[15], fields[18], fields[5]
         if side > 1:
             raise Rejection("BAD_SIDE", f"side: must be 0 (buy) or 1 (sell), got {side}")
         if tif > 3:
@@ -476,13 +541,17 @@ class Engine:
             raise Rejection("BAD_EXPIRY", f"expiry: only GTD orders carry one, got {expiry}")
         market = ms.market
         try:
+            if outcome:
+                if outcome >= ms.outcomes:
+                    raise OrderRejection("BAD_OUTCOME", f"outcome: {ms.name} has outcomes 0..{ms.outcomes - 1}")
+                side, price = market.book_order(side, price, outcome)  # type: ignore[attr-defined]
             market.validate(side, price, size, tif)
             if ms.checks:
-                intent = OrderIntent(ms.index, account, side, price, size, tif, post_only)
+                intent = OrderIntent(ms.index, account, side, price, size, tif, post_only, outcome)
                 for check in ms.checks:
                     check.check(intent)
-            asset, amount = market.lock_requirement(side, price, size)
-            initial = market.initial_slots(side, price, size)
+            asset, amount = market.lock_requirement(side, price, size, outcome)
+            initial = market.initial_slots(side, price, size, outcome)
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
         except Exception as exc:  # nothing has changed yet: a plugin failure refuses the order
@@ -512,7 +581,7 @@ class Engine:
             account,
             initial[0],
             initial[1],
-            initial[2],
+            outcome,
         )
         tag = result[0]
         if tag == REFUSED:
@@ -524,16 +593,20 @@ class Engine:
         if tag == RESTED:  # the common case: it rested without trading
             address, sub = ledger.accounts[account]
             name = ms.name
-            out.append((seq, len(out) - base, _USER, _ACCEPTED, name, order_id, address, sub, side, price, size, tif,
-                        client_id, result[1]))  # fmt: skip
+            if outcome:
+                out.append((seq, len(out) - base, _USER, _ACCEPTED, name, order_id, address, sub, fields[1],
+                            fields[14], size, tif, client_id, result[1], outcome))  # fmt: skip
+            else:
+                out.append((seq, len(out) - base, _USER, _ACCEPTED, name, order_id, address, sub, side, price, size,
+                            tif, client_id, result[1], 0))  # fmt: skip
             out.append((seq, len(out) - base, _USER, _DELTA, name, side, price, result[2], result[3], result[4]))
             resting = True
         else:
-            slots = [account, *initial]
+            slots = [account, initial[0], initial[1], outcome]
             taker = FillSide(account, side, price, slots)
             resting = self._book_events(ms, result[1], taker, seq, base, out, _USER, tif, client_id)
             if resting:
-                for index in (1, 2, 3):
+                for index in (1, 2):
                     if slots[index] != initial[index - 1]:
                         ms.book.set_slot_raw(order_id, index, slots[index])
         if resting and tif == 1:
@@ -569,31 +642,44 @@ class Engine:
                 maker_slots = [e[14], e[15], e[16], e[17]]
                 maker = FillSide(e[14], 1 - e[3], e[8], maker_slots)
                 price, size = e[8], e[9]
-                taker_fee, taker_asset, maker_fee, maker_asset = market.settle_fill(
+                taker_fee, taker_asset, maker_fee, maker_asset, fill_kind = market.settle_fill(
                     taker, maker, price, size, self._settlement
                 )
                 if t_addr is None:
                     t_addr, t_sub = accounts[taker.account]
                     symbols = self._symbols
                 m_addr, m_sub = accounts[e[14]]
-                out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[6], t_addr, t_sub, e[3], False,
-                            price, size, taker_fee, symbols[taker_asset], e[11], e[0]))  # fmt: skip
-                out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[11], m_addr, m_sub, 1 - e[3], True,
-                            price, size, maker_fee, symbols[maker_asset], e[6], e[0]))  # fmt: skip
+                t_outcome, m_outcome = taker.slots[3], e[17]
+                t_side = m_side = e[3]
+                t_price = m_price = price
+                if t_outcome:  # report in the order's own outcome terms
+                    t_side, t_price = market.book_order(t_side, price, t_outcome)  # type: ignore[attr-defined]
+                m_side = 1 - m_side
+                if m_outcome:
+                    m_side, m_price = market.book_order(m_side, price, m_outcome)  # type: ignore[attr-defined]
+                out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[6], t_addr, t_sub, t_side, False,
+                            t_price, size, taker_fee, symbols[taker_asset], e[11], e[0], t_outcome,
+                            fill_kind))  # fmt: skip
+                out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[11], m_addr, m_sub, m_side, True,
+                            m_price, size, maker_fee, symbols[maker_asset], e[6], e[0], m_outcome,
+                            fill_kind))  # fmt: skip
                 if e[10]:  # the maker stays: keep its slots in the book
-                    for index in (1, 2, 3):
+                    for index in (1, 2):
                         if maker_slots[index] != e[14 + index]:
                             ms.book.set_slot_raw(e[11], index, maker_slots[index])
                 if e[5] & _TAKER_DONE:
                     resting = False
             elif kind == _B_ACCEPTED:
                 address, sub = accounts[e[14]]
-                out.append((seq, len(out) - base, cause, _ACCEPTED, name, e[6], address, sub, e[3], e[8], e[9], tif,
-                            client_id, e[0]))  # fmt: skip
+                a_side, a_price, a_outcome = e[3], e[8], e[17]
+                if a_outcome:
+                    a_side, a_price = market.book_order(a_side, a_price, a_outcome)  # type: ignore[attr-defined]
+                out.append((seq, len(out) - base, cause, _ACCEPTED, name, e[6], address, sub, a_side, a_price, e[9],
+                            tif, client_id, e[0], a_outcome))  # fmt: skip
             elif kind == _B_CANCELLED or kind == _B_EXPIRED:
                 order_id = e[6]
                 account = e[14]
-                asset, amount = market.lock_requirement(e[3], e[8], e[10])
+                asset, amount = market.lock_requirement(e[3], e[8], e[10], e[17])
                 self.ledger.unlock(account, asset, amount)
                 address, sub = accounts[account]
                 out.append((seq, len(out) - base, cause, _EXPIRED if kind == _B_EXPIRED else _CANCELLED, name, order_id,
@@ -602,7 +688,10 @@ class Engine:
                     resting = False
             elif kind == _B_AMENDED:
                 address, sub = accounts[e[14]]
-                out.append((seq, len(out) - base, cause, _AMENDED, name, e[6], address, sub, e[8], e[9], e[10],
+                a_price = e[8]
+                if e[17]:
+                    a_price = market.book_order(e[3], a_price, e[17])[1]  # type: ignore[attr-defined]
+                out.append((seq, len(out) - base, cause, _AMENDED, name, e[6], address, sub, a_price, e[9], e[10],
                             bool(e[5] & 4), e[0]))  # fmt: skip
         return resting
 
@@ -629,8 +718,10 @@ class Engine:
         order_id = fields[17]
         if account is None or ms.book.order_slot(order_id, 0) != account:
             raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order {order_id}")
-        side, price, cancelled, cancel_seq, level_size, level_count, level_seq = ms.book.cancel_engine(order_id)
-        asset, amount = ms.market.lock_requirement(side, price, cancelled)
+        side, price, cancelled, cancel_seq, level_size, level_count, level_seq, outcome = ms.book.cancel_engine(
+            order_id
+        )
+        asset, amount = ms.market.lock_requirement(side, price, cancelled, outcome)
         ledger.locked[asset][account] -= amount
         ledger.available[asset][account] += amount
         address, sub = ledger.accounts[account]
@@ -672,6 +763,7 @@ class Engine:
         order = self._own_order(ms, fields, account)
         order_id, _, old_price, old_size, old_remaining = order[:5]
         side = order[12]
+        outcome = order[10]
         price, size = fields[14], fields[15]
         if price <= 0:
             raise Rejection("BAD_PRICE", f"price: must be > 0 ticks, got {price}")
@@ -682,19 +774,26 @@ class Engine:
         market = ms.market
         filled = old_size - old_remaining
         new_remaining = max(size - filled, 0)
+        try:
+            if outcome:  # the new price is in the order's outcome terms
+                price = market.book_order(1 - side, price, outcome)[1]  # type: ignore[attr-defined]
+        except OrderRejection as rejection:
+            raise Rejection(rejection.code, rejection.message) from None
         if new_remaining:
             try:
                 market.validate(side, price, new_remaining, order[13])
                 if ms.checks:
-                    intent = OrderIntent(ms.index, account, side, price, new_remaining, order[13], bool(order[14] & 1))
+                    intent = OrderIntent(
+                        ms.index, account, side, price, new_remaining, order[13], bool(order[14] & 1), outcome
+                    )
                     for check in ms.checks:
                         check.check(intent)
             except OrderRejection as rejection:
                 raise Rejection(rejection.code, rejection.message) from None
             except Exception as exc:  # nothing has changed yet
                 raise Rejection("PLUGIN_ERROR", f"{ms.name}: {type(exc).__name__} in plugin code: {exc}") from None
-        asset, old_lock = market.lock_requirement(side, old_price, old_remaining)
-        _, new_lock = market.lock_requirement(side, price, new_remaining)
+        asset, old_lock = market.lock_requirement(side, old_price, old_remaining, outcome)
+        _, new_lock = market.lock_requirement(side, price, new_remaining, outcome)
         ledger = self.ledger
         extra = new_lock - old_lock
         if extra > 0 and not ledger.lock(account, asset, extra):
@@ -715,18 +814,39 @@ class Engine:
         taker = FillSide(account, side, price, slots)
         resting = self._book_events(ms, raw, taker, seq, base, out, _USER)
         if resting:
-            for index in (1, 2, 3):
+            for index in (1, 2):
                 if taker.slots[index] != order[7 + index]:
                     ms.book.set_slot_raw(order_id, index, taker.slots[index])
 
     def _tick(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         """Time has advanced (timers fired already); nothing else to do."""
 
+    def _market_action(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
+        """A market type's own command: the market validates, then acts through a Context."""
+        ms = self._market(fields)
+        handler = getattr(ms.market, "action", None)
+        if handler is None:
+            raise Rejection("UNKNOWN_ACTION", f"{ms.name}: a {ms.market_type} market takes no actions")
+        try:
+            request = _json(tail)
+            action, args = request["action"], request["args"]
+            if not isinstance(action, str) or not isinstance(args, dict):
+                raise TypeError("action must be a string and args a table")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Rejection("BAD_ACTION", f"{ms.name}: action: {exc}") from None
+        context = Context(self, ms.index, (fields[10], fields[6]), fields[11], seq, base, out, _USER)
+        try:
+            handler(context, action, args)
+        except OrderRejection as rejection:
+            raise Rejection(rejection.code, rejection.message) from None
+
     # ------------------------------------------------------------ admin
 
     def _set_status(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         self._admin(fields)
         ms = self._market(fields)
+        if ms.manages_status:
+            raise Rejection("MARKET_STATUS", f"{ms.name}: its market type drives its status; use its actions")
         status = fields[5]
         if status not in _STATUS_NAMES:
             raise Rejection("BAD_STATUS", f"status: {status} is not a market status")
@@ -778,7 +898,11 @@ class Engine:
             raise Rejection("BAD_LISTING", exc.message) from None
         if _key(spec.name, C.NAME_LEN) in self.market_keys:
             raise Rejection("BAD_LISTING", f"market listing: {spec.name!r} is listed already")
-        ms = self._add_market(spec, C.canonical_json(table))
+        self._listing_out = (out, seq, base)
+        try:
+            ms = self._add_market(spec, C.canonical_json(table))
+        finally:
+            self._listing_out = None
         out.append((seq, len(out) - base, _USER, int(EventKind.MARKET_LISTED), ms.name, ms.market_type))
         self.plugins.notify_market_listed(market_id=ms.index, name=ms.name, market_type=ms.market_type)
 
@@ -805,11 +929,12 @@ class Engine:
             section(ms.market.dump())
         section(self.timers.dump())
         section(self.nonces.dump())
-        stateful = [(name, c) for name, c in self.plugins.order_checks.items() if isinstance(c, StatefulPlugin)]
-        parts.append(struct.pack("<I", len(stateful)))
-        for name, check in stateful:
-            section(name.encode())
-            section(check.dump())
+        for registry in (self.plugins.order_checks, self.plugins.market_types):
+            stateful = [(name, c) for name, c in sorted(registry.items()) if isinstance(c, StatefulPlugin)]
+            parts.append(struct.pack("<I", len(stateful)))
+            for name, plugin in stateful:
+                section(name.encode())
+                section(plugin.dump())
         return b"".join(parts)
 
     def state_hash(self) -> str:
@@ -825,15 +950,15 @@ class Engine:
     def check_invariants(self) -> None:
         """Raise unless the ledger balances, every book is consistent, and every lock matches its orders."""
         self.ledger.check_invariants()
-        for check in self.plugins.order_checks.values():
-            if isinstance(check, StatefulPlugin):
-                check.check_invariants()
+        for plugin in (*self.plugins.order_checks.values(), *self.plugins.market_types.values()):
+            if isinstance(plugin, StatefulPlugin):
+                plugin.check_invariants()
         expected: dict[tuple[int, int], int] = {}
         for ms in self.markets:
             ms.book.check()
             ms.market.check_invariants()
             for order in ms.book.orders():
-                asset, amount = ms.market.lock_requirement(order.side, order.price, order.remaining)
+                asset, amount = ms.market.lock_requirement(order.side, order.price, order.remaining, order.slots[3])
                 key = (order.slots[0], asset)
                 expected[key] = expected.get(key, 0) + amount
         for asset_index in range(len(self.ledger.assets)):

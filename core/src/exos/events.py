@@ -41,6 +41,7 @@ class EventKind(enum.IntEnum):
     MARKET_STATUS_CHANGED = 12
     REJECTED = 13
     COMMAND_DONE = 14
+    MARKET_EVENT = 15
 
 
 RawEvent = tuple[Any, ...]
@@ -57,7 +58,7 @@ class Event:
 
 @attrs.frozen
 class OrderAccepted(Event):
-    """An order entered the book's matching (it may then fill, rest or be cancelled)."""
+    """An order entered the book's matching (it may then fill, rest or be cancelled); side and price in its outcome's terms."""
 
     market: str
     order_id: int
@@ -69,11 +70,16 @@ class OrderAccepted(Event):
     tif: int
     client_id: bytes | None
     book_seq: int
+    outcome: int
 
 
 @attrs.frozen
 class Fill(Event):
-    """One side of a trade: each trade gives two, the taker's first. Fee in `fee_asset` (negative: rebate)."""
+    """One side of a trade: each trade gives two, the taker's first. Fee in `fee_asset` (negative: rebate).
+
+    `side` and `price` are in the terms of the order's `outcome` (for a NO order: a NO buy or sell at
+    the NO price); `fill_kind` is 0 normal, 1 mint (two buys created a full set), 2 merge (two sells
+    burned one)."""
 
     market: str
     trade_id: int
@@ -88,6 +94,8 @@ class Fill(Event):
     fee_asset: str
     counter_order_id: int
     book_seq: int
+    outcome: int
+    fill_kind: int
 
 
 @attrs.frozen
@@ -191,6 +199,15 @@ class MarketStatusChanged(Event):
 
 
 @attrs.frozen
+class MarketEvent(Event):
+    """Something a market type reports (a split, a resolution vote, a payout): a dotted name and canonical JSON detail."""
+
+    market: str
+    name: str
+    detail: str
+
+
+@attrs.frozen
 class Rejected(Event):
     """The command was refused and changed nothing: `code` names the rule, `message` the values."""
 
@@ -220,6 +237,7 @@ CLASSES: dict[EventKind, type[Event]] = {
     EventKind.MARKET_STATUS_CHANGED: MarketStatusChanged,
     EventKind.REJECTED: Rejected,
     EventKind.COMMAND_DONE: CommandDone,
+    EventKind.MARKET_EVENT: MarketEvent,
 }
 _BASE = {f.name for f in attrs.fields(Event)}
 FIELDS: dict[EventKind, tuple[str, ...]] = {

@@ -21,7 +21,7 @@ def order_locks(engine: Engine, account: int, market_type: str) -> dict[int, int
             continue
         for order in ms.book.orders():
             if order.slots[0] == account:
-                asset, amount = ms.market.lock_requirement(order.side, order.price, order.remaining)
+                asset, amount = ms.market.lock_requirement(order.side, order.price, order.remaining, order.slots[3])
                 locks[asset] = locks.get(asset, 0) + amount
     return locks
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-API_VERSION = 1
+API_VERSION = 2
 
 
 class OrderRejection(Exception):
@@ -41,15 +41,17 @@ class OrderIntent:
     size: int
     tif: int
     post_only: bool
+    outcome: int = 0
 
 
 @attrs.define
 class FillSide:
     """One side of a fill as a market type settles it.
 
-    `slots` are the order's four engine slots (each an unsigned 64-bit integer); slot 0 is the core's
-    (the account), slots 1-3 belong to the market type, which may update them (the core writes them
-    back to the book)."""
+    `side` and `limit_price` are in book terms. `slots` are the order's four engine slots (each an
+    unsigned 64-bit integer): slot 0 is the core's (the account), slot 3 the core's (the order's
+    outcome: 0 for a plain market), slots 1-2 belong to the market type, which may update them (the
+    core writes them back to the book)."""
 
     account: int
     side: int
@@ -70,6 +72,7 @@ class MarketInfo:
     min_lots: int
     min_notional_units: int
     params: Mapping[str, Any]
+    outcome_assets: tuple[int, ...] = ()
 
 
 class LedgerContext(Protocol):
@@ -139,42 +142,144 @@ class OrderCheck(Protocol):
 
 
 class Market(StatefulPlugin, Protocol):
-    """The per-market object a market type creates; the order path calls its methods directly."""
+    """The per-market object a market type creates; the order path calls its methods directly.
+
+    Sides and prices are in book terms. A market with outcomes (`outcomes` > 1, e.g. YES and NO of a
+    binary market) serves them all from one book: `book_order` maps an order on outcome k into the
+    book, and the core stores k in the order's slot 3."""
 
     def validate(self, side: int, price: int, size: int, tif: int) -> None:
         """Raise OrderRejection for an order this market cannot take (minimum size or notional, ...)."""
         ...
 
-    def lock_requirement(self, side: int, price: int, size: int) -> tuple[int, int]:
+    def lock_requirement(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
         """(asset, amount) an order of `size` lots at limit `price` must hold locked while it rests.
 
-        The asset may depend on the side only (an amend re-locks in the same asset), and size 0
-        needs 0 (an amend to the filled size releases the whole lock)."""
+        The asset may depend on the side and outcome only (an amend re-locks in the same asset), and
+        size 0 needs 0 (an amend to the filled size releases the whole lock). It must be linear in
+        size: a fill of s lots releases exactly lock(s), so what settle_fill pays comes out of it."""
         ...
 
-    def initial_slots(self, side: int, price: int, size: int) -> tuple[int, int, int]:
-        """The order's slots 1-3 when it enters the book (e.g. the token an outcome order trades)."""
+    def initial_slots(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
+        """The order's slots 1-2 when it enters the book."""
         ...
 
     def settle_fill(
         self, taker: FillSide, maker: FillSide, price: int, size: int, ledger: LedgerContext
-    ) -> tuple[int, int, int, int]:
-        """Move assets for one fill at the maker's price; return (taker fee, its asset, maker fee, its asset).
+    ) -> tuple[int, int, int, int, int]:
+        """Move assets for one fill at the maker's price; return (taker fee, its asset, maker fee, its asset, kind).
 
         Both orders hold their `lock_requirement`; the market type pays out of those locks (and
         unlocks a taker's price improvement), charges fees through `ledger.charge_fee` and may update
-        the sides' slots 1-3."""
+        the sides' slots 1-2. `kind` names the settlement (0 normal; outcome markets: 1 mint, 2 merge)."""
         ...
 
 
 class MarketType(Protocol):
-    """A kind of market (spot, perpetual, binary outcome) that a plugin registers."""
+    """A kind of market (spot, perpetual, binary outcome) that a plugin registers.
+
+    Optional extras the engine looks for: `listing_assets(name, params, quote_decimals)` returns the
+    (symbol, decimals) of assets to create with each market (a binary market's YES and NO shares,
+    passed back as `MarketInfo.outcome_assets`); `bind(view)` hands over an `EngineView` once; a
+    market type that keeps state across markets (a neg-risk event) implements `StatefulPlugin`."""
 
     api_version: int
     name: str
 
     def create_market(self, info: MarketInfo, fees: FeeModel) -> Market:
-        """Build the per-market object of a newly listed market."""
+        """Build the per-market object of a newly listed market; raise ValueError to refuse the listing.
+
+        It must validate everything before it records anything: a refused listing changes nothing."""
+        ...
+
+
+class EngineView(Protocol):
+    """A read-only view of the engine, for market types' invariants and decisions."""
+
+    @property
+    def now(self) -> int:
+        """The timestamp of the command being applied (ms)."""
+        ...
+
+    def balance(self, account: int, asset: int) -> tuple[int, int]:
+        """(available, locked) of an account in an asset."""
+        ...
+
+    def supply(self, asset: int) -> int:
+        """Everything of an asset the venue holds: deposits (or issuance) minus withdrawals (or burns)."""
+        ...
+
+    def holders(self, asset: int) -> list[tuple[int, int, int]]:
+        """(account, available, locked) of every account with a non-zero balance, in account order."""
+        ...
+
+    def address(self, account: int) -> tuple[bytes, int]:
+        """The (address, sub-account) of an account index."""
+        ...
+
+    def open_orders(self, market_id: int) -> int:
+        """How many orders rest in a market's book."""
+        ...
+
+    @property
+    def resolution_sources(self) -> Mapping[str, Any]:
+        """The resolution sources the enabled plugins register, by name."""
+        ...
+
+
+class MarketContext(EngineView, Protocol):
+    """What a market's `action` (a MarketAction command) and `on_timer` may do.
+
+    Validate first: raise OrderRejection before the first mutation, and the command changes
+    nothing; an exception after a mutation stops the engine (fail-stop, restart from the journal)."""
+
+    market_id: int
+    signer: bytes
+    actor: tuple[bytes, int]
+    is_admin: bool
+
+    def account(self, address: bytes, sub: int) -> int | None:
+        """The index of an existing account, or None."""
+        ...
+
+    def open_account(self, address: bytes, sub: int) -> int:
+        """The index of an account, creating it if new."""
+        ...
+
+    def system_account(self, label: str) -> int:
+        """A venue-owned account (a vault, an escrow) whose address derives from `label`; no key signs for it."""
+        ...
+
+    def move(self, source: int, asset: int, amount: int, target: int) -> None:
+        """Move available balance between accounts (the caller checked it is there)."""
+        ...
+
+    def issue(self, account: int, asset: int, amount: int) -> None:
+        """Create `amount` of an asset the market owns (its outcome shares) in an account's available balance."""
+        ...
+
+    def burn(self, account: int, asset: int, amount: int) -> None:
+        """Destroy `amount` of an asset the market owns from an account's available balance."""
+        ...
+
+    def charge_fee(self, payer: int, asset: int, amount: int) -> None:
+        """Move an amount from the payer's available balance to the venue's fee account."""
+        ...
+
+    def schedule(self, time: int, market_id: int, tag: int) -> None:
+        """Call `on_timer(ctx, tag)` of a market at `time` (ms)."""
+        ...
+
+    def set_status(self, market_id: int, status: str) -> None:
+        """Set a market's engine status (open, cancel_only, halted, settled)."""
+        ...
+
+    def cancel_orders(self, market_id: int) -> None:
+        """Cancel every resting order of a market, releasing its locks."""
+        ...
+
+    def emit(self, market_id: int, name: str, detail: Mapping[str, Any]) -> None:
+        """Report a market event (dotted name, JSON-able detail of ints, strings, lists)."""
         ...
 
 

@@ -73,19 +73,20 @@ def load_into(engine: Engine, data: bytes) -> None:
             # the market's base/quote indices come from the ledger, identical by construction
         else:
             spec = parse_market_table(json.loads(spec_json), assets, source="state")
-            ms = engine._add_market(spec, spec_json)
+            ms = engine._add_market(spec, spec_json, restoring=True)
         ms.book = Book.load(book_dump)
         ms.status = status
         ms.market.load(market_dump)
     engine.timers, _ = TimerQueue.load(reader.section())
     engine.nonces, _ = NonceBook.load(reader.section())
-    (stateful,) = reader.unpack("<I")
-    for _ in range(stateful):
-        name = reader.section().decode()
-        check = engine.plugins.order_checks.get(name)
-        if check is None or not hasattr(check, "load"):
-            raise StateFileError(f"state holds plugin state for order check {name!r}, which is not loaded")
-        check.load(reader.section())
+    for what, registry in (("order check", engine.plugins.order_checks), ("market type", engine.plugins.market_types)):
+        (stateful,) = reader.unpack("<I")
+        for _ in range(stateful):
+            name = reader.section().decode()
+            plugin = registry.get(name)
+            if plugin is None or not hasattr(plugin, "load"):
+                raise StateFileError(f"state holds plugin state for {what} {name!r}, which is not loaded")
+            plugin.load(reader.section())
     if reader.offset != len(data):
         raise StateFileError(f"state dump has {len(data) - reader.offset} bytes after its end")
     engine.last_timestamp = last_timestamp

@@ -233,7 +233,7 @@ class _Scenario:
 class _Outcome:
     """Everything a scenario produced: equal outcomes are what determinism means here."""
 
-    results: tuple[tuple[int, int, int, int], ...]
+    results: tuple[tuple[int, int, int, int, int], ...]
     maker_slots: tuple[int, ...]
     taker_slots: tuple[tuple[int, ...], ...]
     ledger: bytes
@@ -306,21 +306,21 @@ def _settle(market: Market, info: MarketInfo, scenario: _Scenario) -> _Outcome:
         assert ledger.lock(account, asset, amount), f"cannot lock {amount} of asset {asset} (FUNDS is {FUNDS})"
 
     lock(maker, scenario.maker_side, scenario.maker_price, scenario.maker_size)
-    m_slots = [maker, *market.initial_slots(scenario.maker_side, scenario.maker_price, scenario.maker_size)]
-    results: list[tuple[int, int, int, int]] = []
+    m_slots = [maker, *market.initial_slots(scenario.maker_side, scenario.maker_price, scenario.maker_size), 0]
+    results: list[tuple[int, int, int, int, int]] = []
     taker_slots: list[tuple[int, ...]] = []
     fees = [0] * n_assets
     filled = 0
     for number, order in enumerate(scenario.takers):
         when = f"after fill {number + 1} of {len(scenario.takers)}"
         lock(taker, taker_side, order.limit, order.size)
-        t_slots = [taker, *market.initial_slots(taker_side, order.limit, order.size)]
+        t_slots = [taker, *market.initial_slots(taker_side, order.limit, order.size), 0]
         t_side = FillSide(taker, taker_side, order.limit, t_slots)
         m_side = FillSide(maker, scenario.maker_side, scenario.maker_price, list(m_slots))
         result = market.settle_fill(t_side, m_side, scenario.maker_price, order.fill, context)
-        assert isinstance(result, tuple) and len(result) == 4, f"settle_fill returned {result!r}, not 4 ints"
-        assert all(type(v) is int for v in result), f"settle_fill returned {result!r}, not 4 ints"
-        taker_fee, t_fee_asset, maker_fee, m_fee_asset = result
+        assert isinstance(result, tuple) and len(result) == 5, f"settle_fill returned {result!r}, not 5 ints"
+        assert all(type(v) is int for v in result), f"settle_fill returned {result!r}, not 5 ints"
+        taker_fee, t_fee_asset, maker_fee, m_fee_asset, _ = result
         assert 0 <= t_fee_asset < n_assets and 0 <= m_fee_asset < n_assets, f"fee assets of {result!r}"
         fees[t_fee_asset] += taker_fee
         fees[m_fee_asset] += maker_fee
@@ -447,12 +447,12 @@ class MarketTypeContract:
         assert accepted, f"validate() accepts nothing in the contract ranges {ranges}"
 
     def test_initial_slots(self, market_type: MarketType, market_info: MarketInfo, fee_model: FeeModel) -> None:
-        """initial_slots gives three ints that fit the book's u64 slots."""
+        """initial_slots gives two ints (slots 1-2) that fit the book's u64 slots."""
         market = market_type.create_market(market_info, fee_model)
         for side, price, size in self._sample_orders():
             slots = market.initial_slots(side, price, size)
-            assert len(slots) == 3, f"initial_slots({side}, {price}, {size}) = {slots!r}"
-            _check_slots([0, *slots], 0, f"initial_slots({side}, {price}, {size})")
+            assert len(slots) == 2, f"initial_slots({side}, {price}, {size}) = {slots!r}"
+            _check_slots([0, *slots, 0], 0, f"initial_slots({side}, {price}, {size})")
 
     def test_lock_requirement_is_monotonic_in_size(
         self, market_type: MarketType, market_info: MarketInfo, fee_model: FeeModel

@@ -18,6 +18,7 @@ class TimerKind(enum.IntEnum):
     """What a timer does when it fires."""
 
     EXPIRE_ORDER = 1  # args: market index, order id
+    MARKET = 2  # args: market index, the market's tag (its on_timer decides what it means)
 
 
 Timer = tuple[int, int, int, int, int]  # time, sequence, kind, arg0, arg1

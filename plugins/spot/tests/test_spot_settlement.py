@@ -58,13 +58,14 @@ class Venue:
         """An order entering the book: its lock taken, its slots initialised."""
         asset, amount = self.market.lock_requirement(side, limit, size)
         assert self.ledger.lock(account, asset, amount)
-        return FillSide(account, side, limit, [account, *self.market.initial_slots(side, limit, size)])
+        return FillSide(account, side, limit, [account, *self.market.initial_slots(side, limit, size), 0])
 
     def fill(self, taker: FillSide, maker: FillSide, size: int) -> tuple[int, int, int, int]:
-        """Settle `size` lots at the maker's price, then check the ledger balances."""
-        result = self.market.settle_fill(taker, maker, maker.limit_price, size, self.ledger)
+        """Settle `size` lots at the maker's price, then check the ledger balances (spot fills are all normal)."""
+        *result, kind = self.market.settle_fill(taker, maker, maker.limit_price, size, self.ledger)
+        assert kind == 0
         self.ledger.check_invariants()
-        return result
+        return (result[0], result[1], result[2], result[3])
 
     def balance(self, account: int, asset: int) -> tuple[int, int]:
         """(available, locked)."""

@@ -41,19 +41,19 @@ class SpotMarket:
                 "MIN_NOTIONAL", f"notional: {notional} quote units is below the minimum of {self.min_notional}"
             )
 
-    def lock_requirement(self, side: int, price: int, size: int) -> tuple[int, int]:
+    def lock_requirement(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
         """A buy holds quote at its limit price; a sell holds its base."""
         if side == BUY:
             return self.quote, price * size * self.quote_per_tick_lot
         return self.base, size * self.lot_units
 
-    def initial_slots(self, side: int, price: int, size: int) -> tuple[int, int, int]:
+    def initial_slots(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
         """Nothing received yet in either role."""
-        return (0, 0, 0)
+        return (0, 0)
 
     def settle_fill(
         self, taker: FillSide, maker: FillSide, price: int, size: int, ledger: LedgerContext
-    ) -> tuple[int, int, int, int]:
+    ) -> tuple[int, int, int, int, int]:
         """Swap base and quote out of both locks, refund a taker buy's price improvement, charge fees.
 
         Fees are charged in the asset each side receives, on the order's cumulative receipts in its
@@ -88,7 +88,7 @@ class SpotMarket:
             ledger.charge_fee(taker.account, taker_asset, taker_fee)
         if maker_fee:
             ledger.charge_fee(maker.account, maker_asset, maker_fee)
-        return taker_fee, taker_asset, maker_fee, maker_asset
+        return taker_fee, taker_asset, maker_fee, maker_asset, 0
 
     def dump(self) -> bytes:
         """A spot market keeps no state outside the book."""
