@@ -99,12 +99,15 @@ class MarketState:
 class _Settlement:
     """The narrow ledger view market types settle through (bound methods: no extra call frame)."""
 
-    __slots__ = ("charge_fee", "pay_locked", "unlock")
+    __slots__ = ("burn_locked", "charge_fee", "issue", "move", "pay_locked", "unlock")
 
     def __init__(self, ledger: Ledger) -> None:
         self.pay_locked = ledger.pay_locked
         self.unlock = ledger.unlock
         self.charge_fee = ledger.charge_fee
+        self.move = ledger.move_available
+        self.issue = ledger.issue
+        self.burn_locked = ledger.burn_locked
 
 
 class Engine:
@@ -179,7 +182,10 @@ class Engine:
         for asset in self.manifest.assets:
             self._add_asset(asset.symbol, asset.decimals)
         for spec, table in zip(self.manifest.markets, tables, strict=True):
-            self._add_market(spec, C.canonical_json(table))
+            try:
+                self._add_market(spec, C.canonical_json(table))
+            except Rejection as rejection:
+                raise EngineError(f"{self.manifest.source}: {rejection.message}", code=rejection.code) from None
 
     def _add_asset(self, symbol: str, decimals: int) -> int:
         """List an asset in the ledger and the name index."""
@@ -249,6 +255,10 @@ class Engine:
         )
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
+        on_listed = getattr(market, "on_listed", None)
+        if on_listed is not None and not restoring:
+            out, seq, base = self._listing_out if self._listing_out is not None else ([], 0, 0)
+            on_listed(Context(self, index, (b"", 0), b"", seq, base, out, _USER))
         return state
 
     def _listing_assets(self, market_type: Any, spec: MarketSpec, restoring: bool) -> list[tuple[str, int]]:

@@ -138,6 +138,16 @@ class Ledger:
         self.locked[asset][payer] -= amount
         self.available[asset][payee] += amount
 
+    def issue(self, account: int, asset: int, amount: int) -> None:
+        """Create an outcome market's shares (counted as the asset's deposits, so the invariant holds)."""
+        self.available[asset][account] += amount
+        self.deposits[asset] += amount
+
+    def burn_locked(self, account: int, asset: int, amount: int) -> None:
+        """Destroy shares out of a locked balance (counted as the asset's withdrawals)."""
+        self.locked[asset][account] -= amount
+        self.withdrawals[asset] += amount
+
     def charge_fee(self, payer: int, asset: int, amount: int) -> None:
         """Move a fee from the payer to the fee account (a negative amount is a rebate)."""
         available = self.available[asset]

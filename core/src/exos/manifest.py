@@ -474,8 +474,7 @@ class _Parser:
         type_ = self.string(at("type"), t["type"], _NAME, "must be a market type name (1..64 of A-Z a-z 0-9 _ . -)")
         base = self.asset_ref(at("base"), t["base"], assets)
         quote = self.asset_ref(at("quote"), t["quote"], assets)
-        if quote.symbol == base.symbol:
-            self.fail(at("quote"), "must differ from base", t["quote"])
+        # base == quote is a market type's call: spot refuses it, an outcome market names its collateral twice
 
         tick_size = self.decimal(at("tick_size"), t["tick_size"])
         if tick_size <= 0:

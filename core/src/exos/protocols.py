@@ -90,6 +90,18 @@ class LedgerContext(Protocol):
         """Move a fee from the payer's available balance to the venue's fee account (negative: a rebate)."""
         ...
 
+    def move(self, source: int, asset: int, amount: int, target: int) -> None:
+        """Move available balance between two accounts (an outcome market's vault paying out)."""
+        ...
+
+    def issue(self, account: int, asset: int, amount: int) -> None:
+        """Create shares of an asset the market owns in an account's available balance (a mint)."""
+        ...
+
+    def burn_locked(self, account: int, asset: int, amount: int) -> None:
+        """Destroy shares out of an account's locked balance (a merge)."""
+        ...
+
 
 @runtime_checkable
 class StatefulPlugin(Protocol):

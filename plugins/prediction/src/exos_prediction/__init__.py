@@ -1,1 +1,18 @@
-"""exos prediction markets: a deterministic FIFA World Cup 2026 model (markets come later)."""
+"""exos prediction markets: binary outcome markets with complementary matching, neg-risk events and resolution."""
+
+from exos_prediction.fees import ProbabilityFeeFactory, ProbabilityFees
+from exos_prediction.market import BinaryMarket
+from exos_prediction.market_type import PredictionMarketType
+from exos_prediction.outcome_event import OutcomeEvent
+from exos_prediction.resolution import CommitteeSource, OptimisticSource, ResolutionSource
+
+__all__ = [
+    "BinaryMarket",
+    "CommitteeSource",
+    "OptimisticSource",
+    "OutcomeEvent",
+    "PredictionMarketType",
+    "ProbabilityFeeFactory",
+    "ProbabilityFees",
+    "ResolutionSource",
+]

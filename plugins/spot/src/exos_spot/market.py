@@ -108,7 +108,9 @@ class SpotMarketType:
     name = "spot"
 
     def create_market(self, info: MarketInfo, fees: FeeModel) -> SpotMarket:
-        """A spot market over `info`."""
+        """A spot market over `info` (base and quote must differ)."""
+        if info.base_asset == info.quote_asset:
+            raise ValueError("quote: a spot market trades two different assets, base and quote are the same")
         return SpotMarket(info, fees)
 
 

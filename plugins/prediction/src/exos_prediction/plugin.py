@@ -1,0 +1,27 @@
+"""The prediction plugin's hook implementations (entry point `prediction` in group `exos`)."""
+
+from __future__ import annotations
+
+from exos.hookspecs import Register, hookimpl
+from exos_prediction.fees import ProbabilityFeeFactory
+from exos_prediction.market_type import PredictionMarketType
+from exos_prediction.resolution import CommitteeSource, OptimisticSource
+
+
+@hookimpl
+def exos_register_market_types(register: Register) -> None:
+    """Register the binary-outcome market type."""
+    register(PredictionMarketType())
+
+
+@hookimpl
+def exos_register_fee_models(register: Register) -> None:
+    """Register the p(1 - p) fee model."""
+    register(ProbabilityFeeFactory())
+
+
+@hookimpl
+def exos_register_resolution_sources(register: Register) -> None:
+    """Register committee and optimistic resolution."""
+    register(CommitteeSource())
+    register(OptimisticSource())
