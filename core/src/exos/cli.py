@@ -102,6 +102,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from exos.simulate import funding, random_flow
 
     engine = _engine(args.manifest, args.journal)
+    simulation = engine.manifest.simulation
+    if simulation is not None:
+        driver = engine.plugins.simulations.get(simulation.driver)
+        if driver is None:
+            print(f"error: simulation.driver: no enabled plugin registers {simulation.driver!r}", file=sys.stderr)
+            return 1
+        return int(driver.run(engine, seed=args.seed, orders=args.orders, params=simulation.params))
+    if args.orders is None:
+        args.orders = 100_000
     gc.collect()
     gc.freeze()
     fund = funding(engine.manifest, args.accounts, timestamp=max(engine.last_timestamp, 0))
@@ -193,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     simulate = sub.add_parser("simulate", help="run a seeded flow of many accounts through a venue")
     simulate.add_argument("manifest")
-    simulate.add_argument("--orders", type=int, default=100_000, help="commands in the flow")
+    simulate.add_argument("--orders", type=int, help="commands in the flow (default 100,000; a plugin's simulation: its own)")
     simulate.add_argument("--seed", type=int, default=42)
     simulate.add_argument("--accounts", type=int, default=1000)
     simulate.add_argument("--journal", help="journal directory (recovered first if it exists)")

@@ -55,6 +55,11 @@ def exos_register_resolution_sources(register: Register) -> None:
 
 
 @hookspec
+def exos_register_simulations(register: Register) -> None:
+    """Register `Simulation` objects: seeded workloads `exos simulate` runs for a manifest's [simulation] driver."""
+
+
+@hookspec
 def exos_market_listed(market_id: int, name: str, market_type: str) -> None:
     """A market was listed (at genesis or by an admin command). Fires during the listing command."""
 

@@ -160,6 +160,14 @@ class MarketSpec:
 
 
 @attrs.frozen
+class SimulationSpec:
+    """`[simulation]`: which registered simulation `exos simulate` runs, and its params."""
+
+    driver: str
+    params: Mapping[str, Any]
+
+
+@attrs.frozen
 class Manifest:
     """A parsed venue manifest; ``raw`` and ``sha256`` are the exact file bytes the journal pins."""
 
@@ -171,6 +179,7 @@ class Manifest:
     assets: tuple[AssetSpec, ...]
     markets: tuple[MarketSpec, ...]
     directory: Path
+    simulation: SimulationSpec | None = None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Manifest:
@@ -377,7 +386,7 @@ class _Parser:
     # tables
 
     def manifest(self, raw: bytes, document: dict[str, Any]) -> Manifest:
-        self.keys("", document, (), ("venue", "plugins", "assets", "markets"))
+        self.keys("", document, (), ("venue", "plugins", "assets", "markets", "simulation"))
         if "venue" not in document:
             self.fail("venue", "required table [venue] is missing")
         venue = self.venue(self.table("venue", document["venue"]))
@@ -399,7 +408,15 @@ class _Parser:
             assets=assets,
             markets=markets,
             directory=self.directory,
+            simulation=self.simulation(document["simulation"]) if "simulation" in document else None,
         )
+
+    def simulation(self, value: object) -> SimulationSpec:
+        t = self.table("simulation", value)
+        self.keys("simulation", t, ("driver",), ("params",))
+        driver = self.string("simulation.driver", t["driver"], _NAME, "must be a simulation name (1..64 of A-Z a-z 0-9 _ . -)")
+        params = self.table("simulation.params", t.get("params", {}))
+        return SimulationSpec(driver=driver, params=_freeze(params))
 
     def unique(self, array: str, key: str, names: list[str], what: str) -> None:
         first: dict[str, int] = {}

@@ -75,7 +75,8 @@ _KINDS: tuple[_Kind, ...] = (
     _Kind("exos_register_margin_providers", "margin_providers", "margin provider", ("requirement",)),
     _Kind("exos_register_oracles", "oracles", "oracle", ()),
     _Kind("exos_register_compliance_policies", "compliance_policies", "compliance policy", ()),
-    _Kind("exos_register_resolution_sources", "resolution_sources", "resolution source", ()),
+    _Kind("exos_register_resolution_sources", "resolution_sources", "resolution source", ("create",)),
+    _Kind("exos_register_simulations", "simulations", "simulation", ("run",)),
 )
 
 
@@ -97,6 +98,7 @@ class Plugins:
     oracles: dict[str, Any]
     compliance_policies: dict[str, Any]
     resolution_sources: dict[str, Any]
+    simulations: dict[str, Any]
     registered_by: dict[tuple[str, str], str]
 
     @property
@@ -162,6 +164,7 @@ def load_plugins(specs: Iterable[PluginSpecLike]) -> Plugins:
         oracles=registries["oracles"],
         compliance_policies=registries["compliance_policies"],
         resolution_sources=registries["resolution_sources"],
+        simulations=registries["simulations"],
         registered_by=registered_by,
     )
 

@@ -295,6 +295,17 @@ class MarketContext(EngineView, Protocol):
         ...
 
 
+class Simulation(Protocol):
+    """A seeded workload a plugin ships (`exos simulate` runs it when the manifest's [simulation] names it)."""
+
+    api_version: int
+    name: str
+
+    def run(self, engine: Any, *, seed: int, orders: int | None, params: Mapping[str, Any]) -> int:
+        """Drive `engine` with a workload from `seed`, print a report; returns the process exit code."""
+        ...
+
+
 class MarginProvider(Protocol):
     """How much of each asset an account must keep for its positions and orders in one market type."""
 

@@ -25,3 +25,11 @@ def exos_register_resolution_sources(register: Register) -> None:
     """Register committee and optimistic resolution."""
     register(CommitteeSource())
     register(OptimisticSource())
+
+
+@hookimpl
+def exos_register_simulations(register: Register) -> None:
+    """Register the World Cup 2026 venue simulation."""
+    from exos_prediction.wc_venue import WorldCupSimulation  # the tournament model loads only when used
+
+    register(WorldCupSimulation())
