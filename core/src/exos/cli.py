@@ -202,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     simulate = sub.add_parser("simulate", help="run a seeded flow of many accounts through a venue")
     simulate.add_argument("manifest")
-    simulate.add_argument("--orders", type=int, help="commands in the flow (default 100,000; a plugin's simulation: its own)")
+    simulate.add_argument(
+        "--orders", type=int, help="commands in the flow (default 100,000; a plugin's simulation: its own)"
+    )
     simulate.add_argument("--seed", type=int, default=42)
     simulate.add_argument("--accounts", type=int, default=1000)
     simulate.add_argument("--journal", help="journal directory (recovered first if it exists)")

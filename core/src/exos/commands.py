@@ -23,8 +23,8 @@ NAME_LEN = 32
 SYMBOL_LEN = 16
 ALL_MARKETS = ""
 
-# kind, side, tif, flags, stp, status (PlaceOrder: outcome), sub, to_sub, timestamp, nonce, address, signer, market, asset,
-# price, size, amount (i128), order_id, expiry, client_id, tail length
+# kind, side, tif, flags, stp, status (PlaceOrder: outcome), sub, to_sub, timestamp, nonce, address, signer,
+# market, asset, price, size, amount (i128), order_id, expiry, client_id, tail length
 RECORD = struct.Struct("<BBBBBBHHqQ20s20s32s16sqq16sQq16sI")
 FLAG_POST_ONLY = 1
 FLAG_HAS_CLIENT_ID = 2

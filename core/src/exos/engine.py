@@ -26,7 +26,7 @@ from exos.commands import Command, Kind, Status
 from exos.errors import ExosError
 from exos.events import Cause, EventKind, RawEvent, decode_all
 from exos.events import Event as PublicEvent
-from exos.ledger import Ledger
+from exos.ledger import Ledger, SettlementContext
 from exos.manifest import ASSET_SYMBOL, AssetSpec, Manifest, MarketSpec, parse_market_table
 from exos.marketctx import Context, View
 from exos.nonces import NonceBook
@@ -96,20 +96,6 @@ class MarketState:
     manages_status: bool = False  # the market type drives the status (SetMarketStatus is refused)
 
 
-class _Settlement:
-    """The narrow ledger view market types settle through (bound methods: no extra call frame)."""
-
-    __slots__ = ("burn_locked", "charge_fee", "issue", "move", "pay_locked", "unlock")
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.pay_locked = ledger.pay_locked
-        self.unlock = ledger.unlock
-        self.charge_fee = ledger.charge_fee
-        self.move = ledger.move_available
-        self.issue = ledger.issue
-        self.burn_locked = ledger.burn_locked
-
-
 class Engine:
     """A venue's state machine. Build it with `Engine.from_manifest`."""
 
@@ -128,7 +114,7 @@ class Engine:
         self.last_timestamp = -(2**63)
         self.next_order_id = 1
         self.seq = 0
-        self._settlement = _Settlement(self.ledger)
+        self._settlement = SettlementContext(self.ledger)
         self._checks: list[OrderCheck] = list(plugins.order_checks.values())
         self.view = View(self)
         for market_type in plugins.market_types.values():

@@ -58,7 +58,9 @@ class Event:
 
 @attrs.frozen
 class OrderAccepted(Event):
-    """An order entered the book's matching (it may then fill, rest or be cancelled); side and price in its outcome's terms."""
+    """An order entered the book's matching (it may then fill, rest or be cancelled).
+
+    Side and price are in the terms of the order's outcome (for a NO order: the NO price)."""
 
     market: str
     order_id: int
@@ -200,7 +202,7 @@ class MarketStatusChanged(Event):
 
 @attrs.frozen
 class MarketEvent(Event):
-    """Something a market type reports (a split, a resolution vote, a payout): a dotted name and canonical JSON detail."""
+    """Something a market type reports (a split, a vote, a settlement): a dotted name and canonical JSON detail."""
 
     market: str
     name: str

@@ -414,7 +414,9 @@ class _Parser:
     def simulation(self, value: object) -> SimulationSpec:
         t = self.table("simulation", value)
         self.keys("simulation", t, ("driver",), ("params",))
-        driver = self.string("simulation.driver", t["driver"], _NAME, "must be a simulation name (1..64 of A-Z a-z 0-9 _ . -)")
+        driver = self.string(
+            "simulation.driver", t["driver"], _NAME, "must be a simulation name (1..64 of A-Z a-z 0-9 _ . -)"
+        )
         params = self.table("simulation.params", t.get("params", {}))
         return SimulationSpec(driver=driver, params=_freeze(params))
 

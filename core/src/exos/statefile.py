@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from exos.book import Book
 from exos.errors import ExosError
-from exos.ledger import Ledger
+from exos.ledger import Ledger, SettlementContext
 from exos.manifest import AssetSpec, parse_market_table
 from exos.nonces import NonceBook
 from exos.timers import TimerQueue
@@ -47,7 +47,7 @@ class _Reader:
 
 def load_into(engine: Engine, data: bytes) -> None:
     """Replace `engine`'s state with the dump `data` (validated as it is read)."""
-    from exos.engine import STATE_MAGIC, _key, _Settlement
+    from exos.engine import STATE_MAGIC, _key
 
     reader = _Reader(data)
     if reader.take(len(STATE_MAGIC)) != STATE_MAGIC:
@@ -55,7 +55,7 @@ def load_into(engine: Engine, data: bytes) -> None:
     last_timestamp, next_order_id = reader.unpack("<qQ")
     ledger, used = Ledger.load(reader.section(), engine.manifest.venue.fee_account)
     engine.ledger = ledger
-    engine._settlement = _Settlement(ledger)
+    engine._settlement = SettlementContext(ledger)
     engine.asset_keys = {_key(a.symbol, 16): i for i, a in enumerate(ledger.assets)}
     engine._symbols = [a.symbol for a in ledger.assets]
     (count,) = reader.unpack("<I")

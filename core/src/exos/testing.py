@@ -75,7 +75,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from exos.ledger import Ledger
+from exos.ledger import Ledger, SettlementContext
 from exos.protocols import (
     API_VERSION,
     FeeModel,
@@ -192,17 +192,6 @@ class ProportionalFees:
         return -(-rate * received // CENTIBPS_PER_UNIT)
 
 
-class _NarrowLedger:
-    """The three ledger methods a market type may use, bound to a real Ledger (as the engine passes them)."""
-
-    __slots__ = ("charge_fee", "pay_locked", "unlock")
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.pay_locked = ledger.pay_locked
-        self.unlock = ledger.unlock
-        self.charge_fee = ledger.charge_fee
-
-
 @attrs.frozen
 class _Taker:
     """One taker order of a scenario: its limit, its size and how many lots it takes from the maker."""
@@ -291,7 +280,7 @@ def _settle(market: Market, info: MarketInfo, scenario: _Scenario) -> _Outcome:
     for account in (maker, taker):
         for asset in range(n_assets):
             ledger.deposit(account, asset, FUNDS)
-    context = _NarrowLedger(ledger)
+    context = SettlementContext(ledger)
 
     def expect_locks(expected: dict[tuple[int, int], int], when: str) -> None:
         for asset in range(n_assets):

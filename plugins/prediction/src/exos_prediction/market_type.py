@@ -45,7 +45,9 @@ class PredictionMarketType:
         """The market's YES and NO shares, in the collateral's decimals."""
         stem = params.get("symbol", name)
         if not isinstance(stem, str) or not 0 < len(stem) <= MAX_STEM:
-            raise ValueError(f"params.symbol: at most {MAX_STEM} characters (the shares are <symbol>-Y/-N), got {stem!r}")
+            raise ValueError(
+                f"params.symbol: at most {MAX_STEM} characters (the shares are <symbol>-Y/-N), got {stem!r}"
+            )
         return [(f"{stem}-Y", quote_decimals), (f"{stem}-N", quote_decimals)]
 
     def create_market(self, info: MarketInfo, fees: FeeModel) -> BinaryMarket:

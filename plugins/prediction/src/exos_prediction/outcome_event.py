@@ -136,9 +136,9 @@ class OutcomeEvent:
         """Kickoff (unless postponed since) or a resolver timer."""
         kind, generation = tag & 0xFF, tag >> 8
         if kind == CLOSE_TIMER:
-            if generation == self.close_generation and self.phase in ("open", "paused", "scheduled"):
-                if not self.in_play:
-                    self.set_phase(ctx, "closed")
+            live = generation == self.close_generation and self.phase in ("open", "paused", "scheduled")
+            if live and not self.in_play:
+                self.set_phase(ctx, "closed")
         elif kind == RESOLVER_TIMER and self.phase not in FINAL:
             outcome = self.resolver.on_timer(ctx, self, generation)
             if outcome is not None:
@@ -228,9 +228,9 @@ class OutcomeEvent:
             self._need(ctx, account, market.no, amount, f"conversion (NO of {market.name})")
         for market in chosen:
             ctx.burn(account, market.no, amount)
-        for market in self.members:
-            if market is not None and market not in chosen:
-                ctx.issue(account, market.yes, amount)
+        for member in self.members:
+            if member is not None and member not in chosen:
+                ctx.issue(account, member.yes, amount)
         if len(chosen) > 1:
             ctx.move(self.vault, self.collateral, (len(chosen) - 1) * amount, account)
         self.emit(ctx, "exos.prediction.convert", {"account": account, "lots": size, "markets": sorted(names)})

@@ -25,7 +25,11 @@ class EventHandle(Protocol):
 
     name: str
     collateral: int
-    outcomes: tuple[str, ...]
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """The final outcomes a resolution may name."""
+        ...
 
     def escrow(self, ctx: MarketContext) -> int:
         """The event's bond escrow account."""
@@ -198,9 +202,11 @@ class OptimisticResolver:
     def act(self, ctx: MarketContext, event: EventHandle, action: str, args: Mapping[str, Any]) -> str | None:
         """`propose`, `dispute` (both post a bond), or a committee `vote` on a dispute."""
         if action == "propose":
-            return self._propose(ctx, event, args)
+            self._propose(ctx, event, args)
+            return None
         if action == "dispute":
-            return self._dispute(ctx, event)
+            self._dispute(ctx, event)
+            return None
         if action == "vote":
             if self.stage != "disputed":
                 raise OrderRejection("NOT_DISPUTED", f"{event.name}: the committee votes only on a dispute")
@@ -231,7 +237,6 @@ class OptimisticResolver:
         event.schedule(ctx, self.deadline, self.generation)
         event.set_phase(ctx, "proposed")
         event.emit(ctx, "exos.prediction.proposed", {"outcome": outcome, "deadline": self.deadline})
-        return None
 
     def _dispute(self, ctx: MarketContext, event: EventHandle) -> None:
         if self.stage != "proposed":
@@ -243,7 +248,6 @@ class OptimisticResolver:
         self.stage, self.disputer = "disputed", account
         event.set_phase(ctx, "disputed")
         event.emit(ctx, "exos.prediction.disputed", {"proposal": self.proposal})
-        return None
 
     def _settle_bonds(self, ctx: MarketContext, event: EventHandle, outcome: str) -> None:
         """Both bonds to whoever was right, less the venue's cut of the loser's."""
@@ -252,7 +256,7 @@ class OptimisticResolver:
         escrow = event.escrow(ctx)
         ctx.charge_fee(escrow, event.collateral, fee)
         ctx.move(escrow, event.collateral, 2 * self.bond - fee, winner)
-        address, sub = ctx.address(winner)
+        address, _ = ctx.address(winner)
         event.emit(ctx, "exos.prediction.bonds", {"winner": "0x" + address.hex(), "paid": 2 * self.bond - fee,
                                                   "venue_fee": fee, "loser_account": loser})  # fmt: skip
         self.stage = "done"

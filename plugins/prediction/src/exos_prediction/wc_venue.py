@@ -76,8 +76,8 @@ def _outcome_probabilities(home: str, away: str) -> tuple[Fraction, Fraction, Fr
     ph, pa = Fraction(wc.chance_permille(home, away), 1000), Fraction(wc.chance_permille(away, home), 1000)
     home_goals = [comb(n, k) * ph**k * (1 - ph) ** (n - k) for k in range(n + 1)]
     away_goals = [comb(n, k) * pa**k * (1 - pa) ** (n - k) for k in range(n + 1)]
-    win = sum(home_goals[i] * away_goals[j] for i in range(n + 1) for j in range(i))
-    draw = sum(home_goals[i] * away_goals[i] for i in range(n + 1))
+    win = sum((home_goals[i] * away_goals[j] for i in range(n + 1) for j in range(i)), Fraction(0))
+    draw = sum((home_goals[i] * away_goals[i] for i in range(n + 1)), Fraction(0))
     return win, draw, 1 - win - draw
 
 
@@ -123,13 +123,13 @@ class Venue:
 
     def _decimals(self) -> int:
         """The collateral's decimals."""
-        return next(a.decimals for a in self.engine.ledger.assets if a.symbol == self.collateral)
+        return int(next(a.decimals for a in self.engine.ledger.assets if a.symbol == self.collateral))
 
     # ------------------------------------------------------------ commands
 
     def submit(self, command: C.Command) -> list[tuple[Any, ...]]:
         """Apply one command at the venue clock; tally its outcome."""
-        events = self.engine.submit_records([command.pack()])
+        events: list[tuple[Any, ...]] = self.engine.submit_records([command.pack()])
         stats = self.stats
         stats.commands += 1
         for e in events:
@@ -318,19 +318,16 @@ class Venue:
         winner = dict(wc.resolutions(self.tournament))[event_id]
         key = winner.split(": ", 1)[1]
         listing = self.listings[event_id]
-        if listing.kind == "to_advance" or listing.kind == "match" and event_id.startswith("WC26-M"):
+        if listing.kind == "to_advance":  # WC26-M<number>-ADV
             number = int(event_id.split("-")[1][1:])
-            self.results[number] = dict((p.number, r) for p, r in self.tournament.knockout_matches)[number]
+            self.results[number] = {p.number: r for p, r in self.tournament.knockout_matches}[number]
         market = listing.markets[key]
         for member in self.committee[: self.quorum]:
             events = self.submit(C.MarketAction(actor=self.actor(bytes.fromhex(member[2:])), timestamp=self.now,
                                                 market=market, action="vote", args={"outcome": market}))  # fmt: skip
             self._expect_ok(events)
-        if listing.kind == "group_winner" and all(
-            self.listings[e.event_id].close_at <= self.now for e in wc.group_winner_events()
-        ):
-            self.list_known_pairings()
-        elif listing.kind == "to_advance":
+        group_stage_over = all(self.listings[e.event_id].close_at <= self.now for e in wc.group_winner_events())
+        if listing.kind == "to_advance" or (listing.kind == "group_winner" and group_stage_over):
             self.list_known_pairings()
 
     # ------------------------------------------------------------ the run
@@ -389,11 +386,14 @@ def report(venue: Venue, seconds: float) -> None:
     for event_id in ("WC26-A-MEX-RSA", "WC26-M104-ADV"):
         listing = venue.listings.get(event_id)
         if listing is not None:
-            shown = ", ".join(f"{k} {Decimal(stats.last_yes.get(m, 0)) / venue.n:.4f}" for k, m in listing.markets.items())
+            shown = ", ".join(
+                f"{k} {Decimal(stats.last_yes.get(m, 0)) / venue.n:.4f}" for k, m in listing.markets.items()
+            )
             print(f"final YES prices, {event_id}: {shown}")
     normal, mint, merge = stats.fills
     volume = Decimal(stats.notional * venue.lot_units // venue.n) / scale
-    print(f"markets: {sum(1 for ms in engine.markets if ms.market_type == 'prediction')} in {len(venue.listings)} events")
+    listed = sum(1 for ms in engine.markets if ms.market_type == "prediction")
+    print(f"markets: {listed} in {len(venue.listings)} events")
     print(f"commands: {stats.commands:,} ({stats.rejected:,} rejected) in {seconds:.2f} s")
     print(f"trades: {sum(stats.fills):,} (normal {normal:,}, mint {mint:,}, merge {merge:,}); "
           f"{stats.lots:,} lots, {volume:,.2f} {venue.collateral} notional")  # fmt: skip
