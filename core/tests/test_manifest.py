@@ -179,7 +179,7 @@ BROKEN: list[tuple[str, str, str, str]] = [
         "root-unknown",
         "[venue]\n",
         "oracles = 1\n[venue]\n",
-        "oracles: unknown key; expected one of assets, markets, plugins, venue",
+        "oracles: unknown key; expected one of assets, markets, plugins, simulation, venue",
     ),
     (
         "venue-unknown",

@@ -203,7 +203,8 @@ class TestLoadByModule:
             "from exos.hookspecs import hookimpl\n\n"
             "class Obj:\n    api_version = 2\n    def __init__(self, name): self.name = name\n"
             "    def create_market(self, info, fees): ...\n    def create(self, m, t, p): ...\n"
-            "    def check(self, intent): ...\n    def requirement(self, account, locks): ...\n\n" + impls
+            "    def check(self, intent): ...\n    def requirement(self, account, locks): ...\n"
+            "    def run(self, engine, **kw): ...\n\n" + impls
         )
         plugins = load_plugins([Spec("all", plugin_dir.module("all_hooks_plugin", source))])
         assert sorted(name for _, name in plugins.registered_by) == hooks

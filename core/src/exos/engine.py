@@ -49,6 +49,8 @@ _DELTA = int(EventKind.BOOK_DELTA)
 _REJECTED = int(EventKind.REJECTED)
 _DONE = int(EventKind.COMMAND_DONE)
 _MARKET_TIMER = int(TimerKind.MARKET)
+_DELAYED_TIMER = int(TimerKind.DELAYED_ORDER)
+_DELAYED = int(EventKind.ORDER_DELAYED)
 # book event types (docs/book.md)
 _B_ACCEPTED, _B_REJECTED, _B_FILL, _B_CANCELLED, _B_EXPIRED, _B_AMENDED, _B_L2 = 1, 2, 3, 4, 5, 6, 7
 _MAKER_DONE, _TAKER_DONE = 1, 2
@@ -94,6 +96,28 @@ class MarketState:
     quote_symbol: str
     outcomes: int = 1  # a market with outcomes (binary: 2) serves them from its one book
     manages_status: bool = False  # the market type drives the status (SetMarketStatus is refused)
+    taker_delay: Any = None  # the market's taker_delay() (ms a marketable order waits), if it has one
+
+
+@attrs.frozen
+class DelayedOrder:
+    """A marketable order held back by a market's taker delay (in-play); its funds are locked already."""
+
+    market: int
+    account: int
+    side: int
+    price: int
+    size: int
+    tif: int
+    flags: int
+    stp: int
+    expiry: int
+    client_id: bytes | None
+    outcome: int
+    slots: tuple[int, int]
+    asset: int
+    amount: int
+    release_at: int
 
 
 class Engine:
@@ -114,6 +138,7 @@ class Engine:
         self.last_timestamp = -(2**63)
         self.next_order_id = 1
         self.seq = 0
+        self.delayed: dict[int, DelayedOrder] = {}  # order id -> order waiting out a taker delay
         self._settlement = SettlementContext(self.ledger)
         self._checks: list[OrderCheck] = list(plugins.order_checks.values())
         self.view = View(self)
@@ -238,6 +263,7 @@ class Engine:
             quote_symbol=spec.quote,
             outcomes=int(getattr(market, "outcomes", 1)),
             manages_status=bool(getattr(market, "manages_status", False)),
+            taker_delay=getattr(market, "taker_delay", None),
         )
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
@@ -412,6 +438,8 @@ class Engine:
                 raw = ms.book.cancel_raw(arg1, ANY_OWNER, True)
                 if raw[0][2] != _B_REJECTED:  # the order may have filled or been cancelled since
                     self._book_events(ms, raw, None, seq, base, out, _SYSTEM)
+            elif kind == _DELAYED_TIMER:
+                self._release(arg1, now, seq, base, out)
             elif kind == _MARKET_TIMER:
                 ms = self.markets[arg0]
                 context = Context(self, arg0, (b"", 0), b"", seq, base, out, _SYSTEM)
@@ -563,6 +591,14 @@ class Engine:
         ledger.locked[asset][account] += amount
         order_id = self.next_order_id
         client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
+        if ms.taker_delay is not None and not post_only:
+            delay = ms.taker_delay()
+            if delay > 0 and self._marketable(ms, side, price):
+                self.next_order_id = order_id + 1
+                order = DelayedOrder(ms.index, account, side, price, size, tif, flags, stp, expiry, client_id, outcome,
+                                     (initial[0], initial[1]), asset, amount, timestamp + delay)  # fmt: skip
+                self._hold(ms, order_id, order, fields[1], fields[14], seq, base, out)
+                return
         result = ms.book.place_engine(
             order_id,
             ledger.masters[account],
@@ -607,6 +643,86 @@ class Engine:
                         ms.book.set_slot_raw(order_id, index, slots[index])
         if resting and tif == 1:
             self.timers.add(expiry, TimerKind.EXPIRE_ORDER, ms.index, order_id)
+
+    def _marketable(self, ms: MarketState, side: int, price: int) -> bool:
+        """Whether an order at `price` on `side` would trade against the book now."""
+        best = ms.book.best_ask() if side == 0 else ms.book.best_bid()
+        return best is not None and (price >= best[0] if side == 0 else price <= best[0])
+
+    def _hold(
+        self, ms: MarketState, order_id: int, order: DelayedOrder, own_side: int, own_price: int, seq: int, base: int,
+        out: list[RawEvent],
+    ) -> None:  # fmt: skip
+        """Keep a marketable order out of the book until its release time (its funds stay locked)."""
+        self.delayed[order_id] = order
+        self.timers.add(order.release_at, TimerKind.DELAYED_ORDER, ms.index, order_id)
+        address, sub = self.ledger.accounts[order.account]
+        out.append((seq, len(out) - base, _USER, _DELAYED, ms.name, order_id, address, sub, own_side, own_price,
+                    order.size, order.outcome, order.release_at))  # fmt: skip
+
+    def _release(self, order_id: int, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
+        """A delayed order's wait is over: it enters the book as of now, or is cancelled if it no longer can."""
+        order = self.delayed.pop(order_id, None)
+        if order is None:  # cancelled while it waited
+            return
+        ms = self.markets[order.market]
+        reason = ""
+        if ms.status != Status.OPEN:
+            reason = "market_status"
+        elif order.tif == 1 and order.expiry <= now:
+            reason = "expired"
+        else:
+            ledger = self.ledger
+            result = ms.book.place_engine(
+                order_id, ledger.masters[order.account], order.side, order.price, order.size, order.tif,
+                order.flags & C.FLAG_POST_ONLY, order.stp, order.expiry, order.client_id, order.account,
+                order.slots[0], order.slots[1], order.outcome,
+            )  # fmt: skip
+            if result[0] == REFUSED:
+                reason = _REASON_NAMES[result[1]].lower()
+            else:
+                raw = ms.book.order_raw(order_id) if result[0] == RESTED else None
+                if raw is not None:  # rested at once: report it as the book did
+                    address, sub = ledger.accounts[order.account]
+                    side, price = order.side, order.price
+                    if order.outcome:
+                        side, price = ms.market.book_order(side, price, order.outcome)  # type: ignore[attr-defined]
+                    out.append((seq, len(out) - base, _SYSTEM, _ACCEPTED, ms.name, order_id, address, sub, side, price,
+                                order.size, order.tif, order.client_id, result[1], order.outcome))  # fmt: skip
+                    out.append((seq, len(out) - base, _SYSTEM, _DELTA, ms.name, order.side, order.price, result[2],
+                                result[3], result[4]))  # fmt: skip
+                    resting = True
+                else:
+                    slots = [order.account, order.slots[0], order.slots[1], order.outcome]
+                    taker = FillSide(order.account, order.side, order.price, slots)
+                    resting = self._book_events(ms, result[1], taker, seq, base, out, _SYSTEM, order.tif,
+                                                order.client_id)  # fmt: skip
+                    if resting:
+                        for index in (1, 2):
+                            if slots[index] != order.slots[index - 1]:
+                                ms.book.set_slot_raw(order_id, index, slots[index])
+                if resting and order.tif == 1:
+                    self.timers.add(order.expiry, TimerKind.EXPIRE_ORDER, ms.index, order_id)
+                return
+        self._drop_delayed(order_id, order, reason, seq, base, out, _SYSTEM)
+
+    def _drop_delayed(
+        self, order_id: int, order: DelayedOrder, reason: str, seq: int, base: int, out: list[RawEvent], cause: int
+    ) -> None:
+        """Cancel a delayed order: release its lock, report it."""
+        self.ledger.unlock(order.account, order.asset, order.amount)
+        address, sub = self.ledger.accounts[order.account]
+        out.append((seq, len(out) - base, cause, _CANCELLED, self.markets[order.market].name, order_id, address, sub,
+                    order.size, reason, 0))  # fmt: skip
+
+    def cancel_delayed(
+        self, market: int, account: int | None, reason: str, seq: int, base: int, out: list[RawEvent], cause: int
+    ) -> None:
+        """Cancel the delayed orders of a market (of one account, or all), in arrival order."""
+        for order_id, order in list(self.delayed.items()):
+            if order.market == market and (account is None or order.account == account):
+                del self.delayed[order_id]
+                self._drop_delayed(order_id, order, reason, seq, base, out, cause)
 
     def _book_events(
         self,
@@ -713,6 +829,11 @@ class Engine:
         account = ledger.account_ids.get((fields[10], fields[6]))
         order_id = fields[17]
         if account is None or ms.book.order_slot(order_id, 0) != account:
+            delayed = self.delayed.get(order_id)
+            if account is not None and delayed is not None and (delayed.market, delayed.account) == (ms.index, account):
+                del self.delayed[order_id]
+                self._drop_delayed(order_id, delayed, "user", seq, base, out, _USER)
+                return
             raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order {order_id}")
         side, price, cancelled, cancel_seq, level_size, level_count, level_seq, outcome = ms.book.cancel_engine(
             order_id
@@ -750,6 +871,8 @@ class Engine:
         for ms in targets:
             raw = ms.book.cancel_all_raw(master, 0, account)
             self._book_events(ms, raw, None, seq, base, out, _USER)
+            if self.delayed:
+                self.cancel_delayed(ms.index, account, "user", seq, base, out, _USER)
 
     def _amend(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         ms = self._market(fields)
@@ -855,6 +978,7 @@ class Engine:
         if status == Status.SETTLED:  # a settled market holds nothing: every order is cancelled, locks released
             for owner in sorted({o.owner for o in ms.book.orders()}):
                 self._book_events(ms, ms.book.cancel_all_raw(owner, -1, 0), None, seq, base, out, _SETTLEMENT)
+            self.cancel_delayed(ms.index, None, "market_status", seq, base, out, _SETTLEMENT)
         self.plugins.notify_market_status_changed(market_id=ms.index, name=ms.name, status=_STATUS_NAMES[status])
 
     def _list_asset_command(
@@ -925,6 +1049,7 @@ class Engine:
             section(ms.market.dump())
         section(self.timers.dump())
         section(self.nonces.dump())
+        section(C.canonical_json([_delayed_row(order_id, order) for order_id, order in sorted(self.delayed.items())]))
         for registry in (self.plugins.order_checks, self.plugins.market_types):
             stateful = [(name, c) for name, c in sorted(registry.items()) if isinstance(c, StatefulPlugin)]
             parts.append(struct.pack("<I", len(stateful)))
@@ -957,6 +1082,9 @@ class Engine:
                 asset, amount = ms.market.lock_requirement(order.side, order.price, order.remaining, order.slots[3])
                 key = (order.slots[0], asset)
                 expected[key] = expected.get(key, 0) + amount
+        for held in self.delayed.values():
+            key = (held.account, held.asset)
+            expected[key] = expected.get(key, 0) + held.amount
         for asset_index in range(len(self.ledger.assets)):
             locked = self.ledger.locked[asset_index]
             for account, amount in enumerate(locked):
@@ -1018,6 +1146,14 @@ class Engine:
         """L2 depth of a market: (bids, asks), best first."""
         book = self.market_state(market).book
         return book.depth(0, levels), book.depth(1, levels)
+
+
+def _delayed_row(order_id: int, order: DelayedOrder) -> list[Any]:
+    """A delayed order as a JSON row (the client id as hex)."""
+    row: list[Any] = [order_id, *attrs.astuple(order)]
+    row[10] = None if order.client_id is None else order.client_id.hex()
+    row[12] = list(order.slots)
+    return row
 
 
 def _text(raw: bytes) -> str:

@@ -42,6 +42,7 @@ class EventKind(enum.IntEnum):
     REJECTED = 13
     COMMAND_DONE = 14
     MARKET_EVENT = 15
+    ORDER_DELAYED = 16
 
 
 RawEvent = tuple[Any, ...]
@@ -201,6 +202,21 @@ class MarketStatusChanged(Event):
 
 
 @attrs.frozen
+class OrderDelayed(Event):
+    """A marketable order waits out the market's taker delay (in-play); it enters the book at `release_at` (ms)."""
+
+    market: str
+    order_id: int
+    address: bytes
+    sub: int
+    side: int
+    price: int
+    size: int
+    outcome: int
+    release_at: int
+
+
+@attrs.frozen
 class MarketEvent(Event):
     """Something a market type reports (a split, a vote, a settlement): a dotted name and canonical JSON detail."""
 
@@ -240,6 +256,7 @@ CLASSES: dict[EventKind, type[Event]] = {
     EventKind.REJECTED: Rejected,
     EventKind.COMMAND_DONE: CommandDone,
     EventKind.MARKET_EVENT: MarketEvent,
+    EventKind.ORDER_DELAYED: OrderDelayed,
 }
 _BASE = {f.name for f in attrs.fields(Event)}
 FIELDS: dict[EventKind, tuple[str, ...]] = {

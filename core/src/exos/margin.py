@@ -23,6 +23,9 @@ def order_locks(engine: Engine, account: int, market_type: str) -> dict[int, int
             if order.slots[0] == account:
                 asset, amount = ms.market.lock_requirement(order.side, order.price, order.remaining, order.slots[3])
                 locks[asset] = locks.get(asset, 0) + amount
+        for held in engine.delayed.values():  # orders waiting out a taker delay hold their locks too
+            if held.market == ms.index and held.account == account:
+                locks[held.asset] = locks.get(held.asset, 0) + held.amount
     return locks
 
 

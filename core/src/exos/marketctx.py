@@ -149,6 +149,8 @@ class Context(View):
         for owner in sorted({o.owner for o in ms.book.orders()}):
             raw = ms.book.cancel_all_raw(owner, -1, 0)
             engine._book_events(ms, raw, None, self._seq, self._base, self._out, self._cause)
+        if engine.delayed:
+            engine.cancel_delayed(market_id, None, "market_status", self._seq, self._base, self._out, self._cause)
 
     def emit(self, market_id: int, name: str, detail: Mapping[str, Any]) -> None:
         """Append a MarketEvent with canonical JSON detail."""

@@ -79,6 +79,13 @@ def load_into(engine: Engine, data: bytes) -> None:
         ms.market.load(market_dump)
     engine.timers, _ = TimerQueue.load(reader.section())
     engine.nonces, _ = NonceBook.load(reader.section())
+    from exos.engine import DelayedOrder
+
+    engine.delayed = {}
+    for order_id, *values in json.loads(reader.section()):
+        values[9] = None if values[9] is None else bytes.fromhex(values[9])
+        values[11] = tuple(values[11])
+        engine.delayed[order_id] = DelayedOrder(*values)
     for what, registry in (("order check", engine.plugins.order_checks), ("market type", engine.plugins.market_types)):
         (stateful,) = reader.unpack("<I")
         for _ in range(stateful):

@@ -94,6 +94,11 @@ class BinaryMarket:
             raise OrderRejection("BAD_PRICE", f"price: {self.name} takes 1..{self.n - 1} ticks, got {price}")
         return 1 - side, self.n - price
 
+    def taker_delay(self) -> int:
+        """Milliseconds a marketable order waits before it may match: the event's delay once in play, else 0."""
+        event = self.event
+        return event.taker_delay_ms if event.live else 0
+
     def validate(self, side: int, price: int, size: int, tif: int) -> None:
         """Prices strictly between 0 and one unit; the market's minimum size."""
         if not 0 < price < self.n:

@@ -6,7 +6,8 @@ divides one unit (0.01, 0.001, 0.0025, ...); `lot_size` is the shares per lot. `
 - `symbol`: stem of the share assets `<symbol>-Y` / `<symbol>-N` (at most 14 characters; default the name);
 - `event`, `event_size`: the neg-risk event this market belongs to and how many markets it has
   (absent: a standalone market); members join in listing order;
-- `close_at` (ms): kickoff, when the books close (`in_play = true` keeps them open);
+- `close_at` (ms): kickoff, when the books close (`in_play = true` keeps them open, and then an order
+  that would trade at once waits `taker_delay_ms` first);
 - `resolution`: a registered resolution source ("committee" default, "optimistic") and its params
   (`committee`, `quorum`; `bond`, `liveness_ms`, `dispute_fee_bps`). An event takes its lifecycle and
   resolution params from its first member.
@@ -100,9 +101,12 @@ class PredictionMarketType:
         source = self.view.resolution_sources.get(source_name)
         if source is None:
             raise ValueError(f"params.resolution: no enabled plugin registers resolution source {source_name!r}")
-        close_at = params.get("close_at", 0)
-        if not isinstance(close_at, int) or isinstance(close_at, bool) or close_at < 0:
-            raise ValueError(f"params.close_at: a time in ms, got {close_at!r}")
+        for key, high in (("close_at", 2**62), ("taker_delay_ms", 3_600_000)):
+            value = params.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+                raise ValueError(f"params.{key}: milliseconds in 0..{high}, got {value!r}")
+        if not isinstance(params.get("in_play", False), bool):
+            raise ValueError("params.in_play: true or false")
         return OutcomeEvent(name, size, neg_risk, source.create(params), params)
 
     # ------------------------------------------------------------ state

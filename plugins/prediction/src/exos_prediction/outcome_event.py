@@ -12,9 +12,11 @@ k - m markets plus (m - 1)·s collateral from the vault.
 
 Lifecycle: scheduled → open ⇄ paused → closed → (proposed → disputed) → resolved → settled, or void.
 At `close_at` (kickoff) the books are wiped and trading stops, unless `in_play` keeps them open
-until the admin closes. `postpone` moves the kickoff; `cancel` voids. Resolution actions come once
-trading has closed; the final outcome pays every holder automatically: YES, NO, half (50/50) or
-void. A void standalone market pays half a unit per share; a void neg-risk event of k markets pays
+until the admin closes; in play, an order that would trade at once waits `taker_delay_ms` first (the
+engine holds it, funds locked, then matches it against the book as it is then), so a trader watching
+the match cannot pick off quotes before the makers can react. `postpone` moves the kickoff; `cancel`
+voids. Resolution actions come once trading has closed; the final outcome pays every holder
+automatically: YES, NO, half (50/50) or void. A void standalone market pays half a unit per share; a void neg-risk event of k markets pays
 1/k per YES share and (k-1)/k per NO share, which spends the vault exactly. Payouts round down per
 holder; the few units of rounding go to the venue's fee account, so the vault always ends at zero.
 """
@@ -71,6 +73,8 @@ class OutcomeEvent:
         self.close_at = int(params.get("close_at", 0))
         self.close_generation = 0
         self.in_play = bool(params.get("in_play", False))
+        self.taker_delay_ms = int(params.get("taker_delay_ms", 0))
+        self.live = False  # kickoff has passed and the books stayed open (in play)
         self.result = ""
 
     # ------------------------------------------------------------ what the resolver sees
@@ -136,9 +140,14 @@ class OutcomeEvent:
         """Kickoff (unless postponed since) or a resolver timer."""
         kind, generation = tag & 0xFF, tag >> 8
         if kind == CLOSE_TIMER:
-            live = generation == self.close_generation and self.phase in ("open", "paused", "scheduled")
-            if live and not self.in_play:
-                self.set_phase(ctx, "closed")
+            if generation == self.close_generation and self.phase in ("open", "paused", "scheduled"):
+                if self.in_play:
+                    self.live = True
+                    self.emit(
+                        ctx, "exos.prediction.in_play", {"event": self.name, "taker_delay_ms": self.taker_delay_ms}
+                    )
+                else:
+                    self.set_phase(ctx, "closed")
         elif kind == RESOLVER_TIMER and self.phase not in FINAL:
             outcome = self.resolver.on_timer(ctx, self, generation)
             if outcome is not None:
@@ -304,13 +313,14 @@ class OutcomeEvent:
         return {
             "phase": self.phase, "vault": self.vault, "escrow": self.escrow_account, "close_at": self.close_at,
             "close_generation": self.close_generation, "result": self.result, "resolver": self.resolver.state(),
+            "live": self.live,
         }  # fmt: skip
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """The fields `state` wrote."""
         self.phase, self.vault, self.escrow_account = state["phase"], state["vault"], state["escrow"]
         self.close_at, self.close_generation = state["close_at"], state["close_generation"]
-        self.result = state["result"]
+        self.result, self.live = state["result"], state["live"]
         self.resolver.restore(state["resolver"])
 
     def dump(self) -> bytes:

@@ -36,7 +36,9 @@ NAME = "worldcup-2026"
 START_MS = wc.utc_ms(6, 1)
 RESOLVE_AFTER_MS = 2 * wc.HOUR_MS + 15 * 60_000  # 90 minutes, stoppage and half time, then the committee
 KNOCKOUT_RESOLVE_AFTER_MS = 3 * wc.HOUR_MS  # extra time and penalties
-_FILL, _REJECTED, _DONE = int(EventKind.FILL), int(EventKind.REJECTED), int(EventKind.COMMAND_DONE)
+KNOCKOUT_CLOSE_AFTER_MS = 2 * wc.HOUR_MS + 45 * 60_000  # knockout books trade in play until the final whistle
+TAKER_DELAY_MS = 3_000  # in play, a marketable order waits this long (Polymarket's sports delay)
+_FILL, _REJECTED, _DELAYED = int(EventKind.FILL), int(EventKind.REJECTED), int(EventKind.ORDER_DELAYED)
 
 
 @attrs.define
@@ -58,6 +60,7 @@ class Stats:
 
     commands: int = 0
     rejected: int = 0
+    delayed: int = 0
     fills: list[int] = attrs.Factory(lambda: [0, 0, 0])
     lots: int = 0
     notional: int = 0
@@ -134,6 +137,8 @@ class Venue:
         stats.commands += 1
         for e in events:
             kind = e[3]
+            if kind == _DELAYED:
+                stats.delayed += 1
             if kind == _FILL and not e[10]:  # the taker's side: count each trade once
                 stats.fills[e[18]] += 1
                 stats.lots += e[12]
@@ -159,8 +164,10 @@ class Venue:
 
     # ------------------------------------------------------------ listing
 
-    def list_event(self, event: wc.Event, short: str, close_at: int, fair: dict[str, Fraction]) -> None:
-        """List one neg-risk event, one binary market per outcome, and schedule its trading."""
+    def list_event(
+        self, event: wc.Event, short: str, close_at: int, fair: dict[str, Fraction], in_play: bool = False
+    ) -> None:
+        """List one neg-risk event, one binary market per outcome, and schedule its trading (some in play)."""
         keys = tuple(o.key for o in event.outcomes)
         markets = {key: f"{event.event_id}-{key.upper()}" for key in keys}
         listing = Listing(event.event_id, event.kind, keys, markets, close_at, fair, self.now)
@@ -172,6 +179,7 @@ class Venue:
                 "params": {
                     "symbol": f"{short}-{key.upper()[:4]}", "event": event.event_id, "event_size": len(keys),
                     "close_at": close_at, "committee": self.committee, "quorum": self.quorum,
+                    "in_play": in_play, "taker_delay_ms": TAKER_DELAY_MS if in_play else 0,
                 },
             }  # fmt: skip
             self._expect_ok(self.submit(C.ListMarket(actor=self.actor(self.admin), timestamp=self.now, spec=spec)))
@@ -179,8 +187,13 @@ class Venue:
         weight = 4 if event.kind == "tournament_winner" else 1
         count = self.orders * weight // self.weight_total
         window = close_at - 60_000 - (self.now + 1_000)
-        for _ in range(count):
+        live = count // 6 if in_play else 0
+        for _ in range(count - live):
             self.push(self.now + 1_000 + self.rng.randrange(max(window, 1)), "trade", event.event_id)
+        for _ in range(live):
+            self.push(close_at + self.rng.randrange(KNOCKOUT_CLOSE_AFTER_MS - 60_000), "trade", event.event_id)
+        if in_play:
+            self.push(close_at + KNOCKOUT_CLOSE_AFTER_MS, "close", event.event_id)
 
     def _expect_ok(self, events: Sequence[tuple[Any, ...]]) -> None:
         """A venue (admin) command must succeed."""
@@ -223,7 +236,7 @@ class Venue:
             event = wc.to_advance_events([pairing])[0]
             win, draw, loss = _outcome_probabilities(pairing.home, pairing.away)
             fair = {pairing.home: win + draw / 2, pairing.away: loss + draw / 2}
-            self.list_event(event, f"K{pairing.number}", pairing.kickoff_ms, fair)
+            self.list_event(event, f"K{pairing.number}", pairing.kickoff_ms, fair, in_play=True)
             self.push(pairing.kickoff_ms + KNOCKOUT_RESOLVE_AFTER_MS, "resolve", event.event_id)
 
     # ------------------------------------------------------------ traders
@@ -313,6 +326,14 @@ class Venue:
 
     # ------------------------------------------------------------ resolution
 
+    def close(self, event_id: str) -> None:
+        """The final whistle of an in-play event: the admin closes its books."""
+        listing = self.listings[event_id]
+        market = listing.markets[listing.keys[0]]
+        events = self.submit(C.MarketAction(actor=self.actor(self.admin), timestamp=self.now, market=market,
+                                            action="close", args={}))  # fmt: skip
+        self._expect_ok(events)
+
     def resolve(self, event_id: str) -> None:
         """The committee votes the event's result (two of three), which pays every holder."""
         winner = dict(wc.resolutions(self.tournament))[event_id]
@@ -335,7 +356,7 @@ class Venue:
     def run(self) -> None:
         """Play the tournament: list, trade, close at kickoff, resolve, list the next round."""
         self.open_tournament()
-        steps: dict[str, Callable[[str], None]] = {"trade": self.trade, "resolve": self.resolve}
+        steps: dict[str, Callable[[str], None]] = {"trade": self.trade, "resolve": self.resolve, "close": self.close}
         while self.heap:
             at, _, kind, key = heapq.heappop(self.heap)
             self.now = max(self.now, at)
@@ -398,6 +419,7 @@ def report(venue: Venue, seconds: float) -> None:
     print(f"trades: {sum(stats.fills):,} (normal {normal:,}, mint {mint:,}, merge {merge:,}); "
           f"{stats.lots:,} lots, {volume:,.2f} {venue.collateral} notional")  # fmt: skip
     print("actions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(stats.actions.items())))
+    print(f"in play: {stats.delayed:,} marketable orders waited out the {TAKER_DELAY_MS} ms taker delay")
     fee_account = engine.ledger.fee_account
     fees = engine.ledger.available[engine.ledger.asset_ids[venue.collateral]][fee_account]
     print(f"fees: {Decimal(fees) / scale:,.6f} {venue.collateral} (rounding dust included)")
