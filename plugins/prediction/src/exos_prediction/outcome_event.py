@@ -16,9 +16,10 @@ until the admin closes; in play, an order that would trade at once waits `taker_
 engine holds it, funds locked, then matches it against the book as it is then), so a trader watching
 the match cannot pick off quotes before the makers can react. `postpone` moves the kickoff; `cancel`
 voids. Resolution actions come once trading has closed; the final outcome pays every holder
-automatically: YES, NO, half (50/50) or void. A void standalone market pays half a unit per share; a void neg-risk event of k markets pays
-1/k per YES share and (k-1)/k per NO share, which spends the vault exactly. Payouts round down per
-holder; the few units of rounding go to the venue's fee account, so the vault always ends at zero.
+automatically: YES, NO, half (50/50) or void. A void standalone market pays half a unit per share;
+a void neg-risk event of k markets pays 1/k per YES share and (k-1)/k per NO share, which spends the
+vault exactly. Payouts round down per holder; the few units of rounding go to the venue's fee
+account, so the vault always ends at zero.
 """
 
 from __future__ import annotations
