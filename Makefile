@@ -7,7 +7,7 @@ STAMP := $(VENV)/.exos-installed
 CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h) \
 	plugins/spot/pyproject.toml plugins/prediction/pyproject.toml
 
-.PHONY: demo test ctest pytest lint bench clean
+.PHONY: demo worldcup test ctest pytest lint bench clean
 
 $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 
 demo: $(STAMP)
 	$(BIN)/exos simulate examples/spot.toml --orders 200000 --seed 42
+
+worldcup: $(STAMP)
+	$(BIN)/exos simulate examples/worldcup-2026.toml --seed 7
 
 test: $(STAMP) ctest pytest
 
