@@ -33,7 +33,7 @@ from exos.nonces import NonceBook
 from exos.plugins import Plugins, load_plugins
 from exos.protocols import FillSide, Market, MarketInfo, OrderCheck, OrderIntent, OrderRejection, StatefulPlugin
 from exos.timers import TimerKind, TimerQueue
-from exos.types import ANY_OWNER, Reason
+from exos.types import ANY_OWNER, Level, Reason
 
 ENGINE_VERSION = "0.1.0"
 STATE_MAGIC = b"EXOSSTATE1"
@@ -1142,10 +1142,20 @@ class Engine:
 
         return requirement(self, address, sub)
 
-    def depth(self, market: str, levels: int = 10) -> tuple[list[Any], list[Any]]:
-        """L2 depth of a market: (bids, asks), best first."""
-        book = self.market_state(market).book
-        return book.depth(0, levels), book.depth(1, levels)
+    def depth(self, market: str, levels: int = 10, outcome: int = 0) -> tuple[list[Any], list[Any]]:
+        """L2 depth of a market: (bids, asks), best first; `outcome` 1 of a binary market is its NO view.
+
+        The NO view comes from the same book: NO bids are the YES asks at n - p, NO asks the YES bids."""
+        ms = self.market_state(market)
+        book = ms.book
+        if not outcome:
+            return book.depth(0, levels), book.depth(1, levels)
+        if not 0 < outcome < ms.outcomes:
+            raise ValueError(f"outcome: {market} has outcomes 0..{ms.outcomes - 1}")
+        view = ms.market.book_order  # type: ignore[attr-defined]
+        bids = [Level(view(1, lv.price, outcome)[1], lv.size, lv.count) for lv in book.depth(1, levels)]
+        asks = [Level(view(0, lv.price, outcome)[1], lv.size, lv.count) for lv in book.depth(0, levels)]
+        return bids, asks
 
 
 def _delayed_row(order_id: int, order: DelayedOrder) -> list[Any]:

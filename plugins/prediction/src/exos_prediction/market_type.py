@@ -6,6 +6,7 @@ divides one unit (0.01, 0.001, 0.0025, ...); `lot_size` is the shares per lot. `
 - `symbol`: stem of the share assets `<symbol>-Y` / `<symbol>-N` (at most 14 characters; default the name);
 - `event`, `event_size`: the neg-risk event this market belongs to and how many markets it has
   (absent: a standalone market); members join in listing order;
+- `open_at` (ms): when trading opens (listed earlier: scheduled until then);
 - `close_at` (ms): kickoff, when the books close (`in_play = true` keeps them open, and then an order
   that would trade at once waits `taker_delay_ms` first);
 - `resolution`: a registered resolution source ("committee" default, "optimistic") and its params
@@ -101,7 +102,7 @@ class PredictionMarketType:
         source = self.view.resolution_sources.get(source_name)
         if source is None:
             raise ValueError(f"params.resolution: no enabled plugin registers resolution source {source_name!r}")
-        for key, high in (("close_at", 2**62), ("taker_delay_ms", 3_600_000)):
+        for key, high in (("open_at", 2**62), ("close_at", 2**62), ("taker_delay_ms", 3_600_000)):
             value = params.get(key, 0)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
                 raise ValueError(f"params.{key}: milliseconds in 0..{high}, got {value!r}")
@@ -146,3 +147,16 @@ class PredictionMarketType:
             if event.escrow_account >= 0:
                 held = view.balance(event.escrow_account, event.collateral)[0]
                 assert held == event.resolver.bonds(), f"{event.name}: escrow {held}, bonds {event.resolver.bonds()}"
+
+
+class PredictionMargin:
+    """Outcome positions are fully collateralised here: an account needs exactly what its orders lock.
+
+    Netting a YES against its NO (and against perpetual positions) comes with unified margin."""
+
+    api_version = API_VERSION
+    name = "prediction"
+
+    def requirement(self, account: int, locks: Mapping[int, int]) -> dict[int, int]:
+        """Per asset, the account's locked balance."""
+        return {asset: amount for asset, amount in locks.items() if amount}

@@ -42,7 +42,7 @@ ENGINE_STATUS = {
 }  # fmt: skip
 TRADING_DONE = ("closed", "proposed", "disputed")
 FINAL = ("resolved", "settled", "void")
-CLOSE_TIMER, RESOLVER_TIMER = 1, 2
+CLOSE_TIMER, RESOLVER_TIMER, OPEN_TIMER = 1, 2, 3
 ADMIN_ACTIONS = ("open", "pause", "resume", "close", "postpone", "cancel")
 RESOLUTION_ACTIONS = ("vote", "propose", "dispute")
 BINARY_OUTCOMES = ("yes", "no", "half", "void")
@@ -72,6 +72,7 @@ class OutcomeEvent:
         self.escrow_account = -1
         self.phase = "open"
         self.close_at = int(params.get("close_at", 0))
+        self.open_at = int(params.get("open_at", 0))
         self.close_generation = 0
         self.in_play = bool(params.get("in_play", False))
         self.taker_delay_ms = int(params.get("taker_delay_ms", 0))
@@ -132,6 +133,9 @@ class OutcomeEvent:
         """The first member opens the vault and schedules the kickoff; later ones take the event's phase."""
         if self.vault < 0:
             self.vault = ctx.system_account(f"prediction/vault/{self.name}")
+            if self.open_at > ctx.now:  # listed ahead of its trading window
+                self.phase = "scheduled"
+                ctx.schedule(self.open_at, market.market_id, OPEN_TIMER)
             if self.close_at:
                 self.close_generation += 1
                 ctx.schedule(self.close_at, market.market_id, (self.close_generation << 8) | CLOSE_TIMER)
@@ -140,7 +144,10 @@ class OutcomeEvent:
     def on_timer(self, ctx: MarketContext, tag: int) -> None:
         """Kickoff (unless postponed since) or a resolver timer."""
         kind, generation = tag & 0xFF, tag >> 8
-        if kind == CLOSE_TIMER:
+        if kind == OPEN_TIMER:
+            if self.phase == "scheduled":
+                self.set_phase(ctx, "open")
+        elif kind == CLOSE_TIMER:
             if generation == self.close_generation and self.phase in ("open", "paused", "scheduled"):
                 if self.in_play:
                     self.live = True

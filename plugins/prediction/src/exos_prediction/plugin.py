@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exos.hookspecs import Register, hookimpl
 from exos_prediction.fees import ProbabilityFeeFactory
-from exos_prediction.market_type import PredictionMarketType
+from exos_prediction.market_type import PredictionMargin, PredictionMarketType
 from exos_prediction.resolution import CommitteeSource, OptimisticSource
 
 
@@ -18,6 +18,12 @@ def exos_register_market_types(register: Register) -> None:
 def exos_register_fee_models(register: Register) -> None:
     """Register the p(1 - p) fee model."""
     register(ProbabilityFeeFactory())
+
+
+@hookimpl
+def exos_register_margin_providers(register: Register) -> None:
+    """Register the fully collateralised margin of outcome markets."""
+    register(PredictionMargin())
 
 
 @hookimpl
