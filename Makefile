@@ -37,6 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/book_bench.py --n 1000000 --runs 3 --write bench/results.json
 	$(BIN)/python bench/engine_bench.py --n 1000000 --write bench/engine_results.json
+	$(BIN)/python bench/prediction_bench.py --n 1000000 --write bench/results.json
 
 clean:
 	rm -rf $(VENV) core/build core/src/exos/_book*.so core/src/*.egg-info
