@@ -96,7 +96,7 @@ class MarketState:
     quote_symbol: str
     outcomes: int = 1  # a market with outcomes (binary: 2) serves them from its one book
     manages_status: bool = False  # the market type drives the status (SetMarketStatus is refused)
-    taker_delay: Any = None  # the market's taker_delay() (ms a marketable order waits), if it has one
+    delays: bool = False  # the market has a `taker_delay_ms` (ms a marketable order waits now; 0: none)
 
 
 @attrs.frozen
@@ -263,7 +263,7 @@ class Engine:
             quote_symbol=spec.quote,
             outcomes=int(getattr(market, "outcomes", 1)),
             manages_status=bool(getattr(market, "manages_status", False)),
-            taker_delay=getattr(market, "taker_delay", None),
+            delays=hasattr(market, "taker_delay_ms"),
         )
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
@@ -591,8 +591,8 @@ class Engine:
         ledger.locked[asset][account] += amount
         order_id = self.next_order_id
         client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
-        if ms.taker_delay is not None and not post_only:
-            delay = ms.taker_delay()
+        if ms.delays and not post_only:
+            delay = market.taker_delay_ms  # type: ignore[attr-defined]
             if delay > 0 and self._marketable(ms, side, price):
                 self.next_order_id = order_id + 1
                 order = DelayedOrder(ms.index, account, side, price, size, tif, flags, stp, expiry, client_id, outcome,

@@ -157,8 +157,12 @@ class Market(StatefulPlugin, Protocol):
     """The per-market object a market type creates; the order path calls its methods directly.
 
     Sides and prices are in book terms. A market with outcomes (`outcomes` > 1, e.g. YES and NO of a
-    binary market) serves them all from one book: `book_order` maps an order on outcome k into the
-    book, and the core stores k in the order's slot 3."""
+    binary market) serves them all from one book: `book_order(side, price, outcome)` maps an order on
+    outcome k into the book (and back: it must be its own inverse), and the core stores k in the
+    order's slot 3. Optional extras the engine looks for: `manages_status` (the market type drives the
+    status through its context; SetMarketStatus is refused), `taker_delay_ms` (while > 0, an order
+    that would trade at once waits that long first), `on_listed(ctx)`, `action(ctx, name, args)` for
+    MarketAction commands and `on_timer(ctx, tag)` for timers it scheduled (see `MarketContext`)."""
 
     def validate(self, side: int, price: int, size: int, tif: int) -> None:
         """Raise OrderRejection for an order this market cannot take (minimum size or notional, ...)."""

@@ -46,6 +46,7 @@ class BinaryMarket:
     manages_status = True
 
     __slots__ = (
+        "buy_lock",
         "collateral",
         "event",
         "fee_denominator",
@@ -62,6 +63,7 @@ class BinaryMarket:
         "no",
         "per_tick_lot",
         "probability",
+        "taker_delay_ms",
         "taker_rate",
         "yes",
     )
@@ -85,19 +87,17 @@ class BinaryMarket:
         self.probability = getattr(fees, "weighting", "notional") == "probability"
         self.fee_denominator = self.n if self.probability else 1
         self.fee_lock_rate = max(self.maker_rate, self.taker_rate, 0)
+        # what one lot of a buy locks at each own limit price: payment plus the most fee it can cost
+        self.buy_lock = [p * self.per_tick_lot + self.fee_lock(p) if p else 0 for p in range(self.n)]
+        self.taker_delay_ms = 0  # the event sets it while the market is in play
 
     # ------------------------------------------------------------ the order path
 
     def book_order(self, side: int, price: int, outcome: int) -> tuple[int, int]:
-        """A NO order at q is the opposite side at n - q in the book (and back: the map is its own inverse)."""
-        if not 0 < price < self.n:
-            raise OrderRejection("BAD_PRICE", f"price: {self.name} takes 1..{self.n - 1} ticks, got {price}")
-        return 1 - side, self.n - price
+        """A NO order at q is the opposite side at n - q in the book (and back: the map is its own inverse).
 
-    def taker_delay(self) -> int:
-        """Milliseconds a marketable order waits before it may match: the event's delay once in play, else 0."""
-        event = self.event
-        return event.taker_delay_ms if event.live else 0
+        The engine validates the book price next, so an out-of-range NO price is refused there."""
+        return 1 - side, self.n - price
 
     def validate(self, side: int, price: int, size: int, tif: int) -> None:
         """Prices strictly between 0 and one unit; the market's minimum size."""
@@ -105,10 +105,6 @@ class BinaryMarket:
             raise OrderRejection("BAD_PRICE", f"price: {self.name} takes 1..{self.n - 1} ticks, got {price}")
         if size < self.min_lots:
             raise OrderRejection("MIN_SIZE", f"size: {size} lots is below the minimum of {self.min_lots}")
-
-    def _weight(self, own_price: int) -> int:
-        """The fee weight of one lot at own price e: e (flat) or e(n - e) (probability)."""
-        return own_price * (self.n - own_price) if self.probability else own_price
 
     def fee_lock(self, own_limit: int) -> int:
         """The most fee one lot of a buy at `own_limit` can cost (any fill price at or below its limit)."""
@@ -123,14 +119,13 @@ class BinaryMarket:
         return rounded_fee(weight * self.per_tick_lot, self.fee_lock_rate, self.fee_denominator)
 
     def lock_requirement(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
-        """Buys lock payment plus fee at their own limit; sells lock their shares."""
+        """Buys lock payment plus fee at their own limit (a per-price table); sells lock their shares."""
         if side == BID:
             if outcome == YES:
-                return self.collateral, size * (price * self.per_tick_lot + self.fee_lock(price))
+                return self.collateral, size * self.buy_lock[price]
             return self.no, size * self.lot_units
         if outcome == NO:
-            own = self.n - price
-            return self.collateral, size * (own * self.per_tick_lot + self.fee_lock(own))
+            return self.collateral, size * self.buy_lock[self.n - price]
         return self.yes, size * self.lot_units
 
     def initial_slots(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
@@ -140,59 +135,71 @@ class BinaryMarket:
     def settle_fill(
         self, taker: FillSide, maker: FillSide, price: int, size: int, ledger: LedgerContext
     ) -> tuple[int, int, int, int, int]:
-        """Settle one fill by the pair of tokens that matched (normal, mint or merge); fees in collateral."""
+        """Settle one fill by the pair of tokens that matched (normal, mint or merge); fees in collateral.
+
+        The pair also fixes each side's own price (YES sides trade at `price`, NO sides at n - price)
+        and whether it is a buyer (its lock beyond the payment is released here)."""
         bid, ask = (taker, maker) if taker.side == BID else (maker, taker)
-        bid_token, ask_token = bid.slots[3], ask.slots[3]
-        n, per, lot, coll = self.n, self.per_tick_lot, self.lot_units, self.collateral
-        shares = size * lot
-        if bid_token == YES:  # a YES buyer at `price`
-            if ask_token == YES:
+        bid_yes, ask_yes = bid.slots[3] == YES, ask.slots[3] == YES
+        n, per, coll = self.n, self.per_tick_lot, self.collateral
+        no_price = n - price
+        shares = size * self.lot_units
+        yes_paid, no_paid = price * size * per, no_price * size * per
+        if bid_yes:  # a YES buyer at `price`
+            if ask_yes:
                 kind = NORMAL
-                ledger.pay_locked(bid.account, coll, price * size * per, ask.account)
+                ledger.pay_locked(bid.account, coll, yes_paid, ask.account)
                 ledger.pay_locked(ask.account, self.yes, shares, bid.account)
             else:
                 kind = MINT
                 vault = self.event.vault
-                ledger.pay_locked(bid.account, coll, price * size * per, vault)
-                ledger.pay_locked(ask.account, coll, (n - price) * size * per, vault)
+                ledger.pay_locked(bid.account, coll, yes_paid, vault)
+                ledger.pay_locked(ask.account, coll, no_paid, vault)
                 ledger.issue(bid.account, self.yes, shares)
                 ledger.issue(ask.account, self.no, shares)
-        elif ask_token == NO:  # a NO seller meets a NO buyer at n - price
+        elif not ask_yes:  # a NO seller meets a NO buyer at n - price
             kind = NORMAL
-            ledger.pay_locked(ask.account, coll, (n - price) * size * per, bid.account)
+            ledger.pay_locked(ask.account, coll, no_paid, bid.account)
             ledger.pay_locked(bid.account, self.no, shares, ask.account)
         else:  # a NO seller meets a YES seller: the full set burns
             kind = MERGE
             vault = self.event.vault
             ledger.burn_locked(bid.account, self.no, shares)
             ledger.burn_locked(ask.account, self.yes, shares)
-            ledger.move(vault, coll, (n - price) * size * per, bid.account)
-            ledger.move(vault, coll, price * size * per, ask.account)
-        taker_fee = self._charge(taker, price, size, False, ledger)
-        maker_fee = self._charge(maker, price, size, True, ledger)
+            ledger.move(vault, coll, no_paid, bid.account)
+            ledger.move(vault, coll, yes_paid, ask.account)
+        # buyers (a YES bid, a NO ask) release their lock beyond what they paid at their own price
+        buy_lock = self.buy_lock
+        if bid_yes:
+            spare = size * buy_lock[bid.limit_price] - yes_paid
+            if spare:
+                ledger.unlock(bid.account, coll, spare)
+        if not ask_yes:
+            spare = size * buy_lock[n - ask.limit_price] - no_paid
+            if spare:
+                ledger.unlock(ask.account, coll, spare)
+        # each side's fee accrues on its weighted notional: p(n - p) per lot for both tokens (probability),
+        # or its own price per lot (flat)
+        if self.probability:
+            taker_weight = maker_weight = price * no_price * size
+        else:
+            taker_weight = (price if taker.slots[3] == YES else no_price) * size
+            maker_weight = (price if maker.slots[3] == YES else no_price) * size
+        taker_fee = self._fee(taker, TAKER_SLOT, self.taker_rate, taker_weight) if self.taker_rate else 0
+        if taker_fee:
+            ledger.charge_fee(taker.account, coll, taker_fee)
+        maker_fee = self._fee(maker, MAKER_SLOT, self.maker_rate, maker_weight) if self.maker_rate else 0
+        if maker_fee:
+            ledger.charge_fee(maker.account, coll, maker_fee)
         return taker_fee, coll, maker_fee, coll, kind
 
-    def _charge(self, side: FillSide, price: int, size: int, maker: bool, ledger: LedgerContext) -> int:
-        """Release a buyer's lock beyond its payment, then charge the side's fee on its cumulative weight."""
-        buyer = (side.side == BID) == (side.slots[3] == YES)
-        own = price if side.slots[3] == YES else self.n - price
-        if buyer:
-            own_limit = side.limit_price if side.slots[3] == YES else self.n - side.limit_price
-            spare = size * ((own_limit - own) * self.per_tick_lot + self.fee_lock(own_limit))
-            if spare:
-                ledger.unlock(side.account, self.collateral, spare)
-        slot = MAKER_SLOT if maker else TAKER_SLOT
-        rate = self.maker_rate if maker else self.taker_rate
-        if not rate:
-            return 0
+    def _fee(self, side: FillSide, slot: int, rate: int, weight: int) -> int:
+        """The fee of this fill: the fee on the side's cumulative weight after it, less the fee before it."""
         slots = side.slots
         before = slots[slot]
-        slots[slot] = after = before + self._weight(own) * size
+        slots[slot] = after = before + weight
         per, denominator = self.per_tick_lot, self.fee_denominator
-        fee = rounded_fee(after * per, rate, denominator) - rounded_fee(before * per, rate, denominator)
-        if fee:
-            ledger.charge_fee(side.account, self.collateral, fee)
-        return fee
+        return rounded_fee(after * per, rate, denominator) - rounded_fee(before * per, rate, denominator)
 
     # ------------------------------------------------------------ lifecycle (delegated to the event)
 

@@ -126,6 +126,7 @@ class OutcomeEvent:
     def add(self, market: BinaryMarket) -> None:
         """Record a member (the market type validated the slot is free)."""
         self.members[market.index] = market
+        market.taker_delay_ms = self.taker_delay_ms if self.live else 0
         self.collateral = market.collateral
         self.lot_units = market.lot_units
 
@@ -151,6 +152,7 @@ class OutcomeEvent:
             if generation == self.close_generation and self.phase in ("open", "paused", "scheduled"):
                 if self.in_play:
                     self.live = True
+                    self._set_delay()
                     self.emit(
                         ctx, "exos.prediction.in_play", {"event": self.name, "taker_delay_ms": self.taker_delay_ms}
                     )
@@ -290,6 +292,7 @@ class OutcomeEvent:
         """The outcome is final: stop trading, pay every holder from the vault, end at zero collateral."""
         void = outcome == "void"
         self.result = outcome
+        self.resolver.release(ctx, self)  # bonds of a resolution the outcome did not come from go back
         if not void:
             self.set_phase(ctx, "resolved")
         for market in self.members:
@@ -329,7 +332,14 @@ class OutcomeEvent:
         self.phase, self.vault, self.escrow_account = state["phase"], state["vault"], state["escrow"]
         self.close_at, self.close_generation = state["close_at"], state["close_generation"]
         self.result, self.live = state["result"], state["live"]
+        self._set_delay()
         self.resolver.restore(state["resolver"])
+
+    def _set_delay(self) -> None:
+        """Members apply the taker delay while the event is in play."""
+        for market in self.members:
+            if market is not None:
+                market.taker_delay_ms = self.taker_delay_ms if self.live else 0
 
     def dump(self) -> bytes:
         """Canonical bytes of the state."""

@@ -63,6 +63,10 @@ class Resolver(Protocol):
         """Collateral this resolver holds in the event's escrow."""
         ...
 
+    def release(self, ctx: MarketContext, event: EventHandle) -> None:
+        """The event ended another way (the admin voided it): return every bond still held to its poster."""
+        ...
+
     def state(self) -> dict[str, Any]:
         """JSON-able state (ints, strings, lists, tables)."""
         ...
@@ -160,6 +164,9 @@ class CommitteeResolver:
     def bonds(self) -> int:
         """A committee holds no bonds."""
         return 0
+
+    def release(self, ctx: MarketContext, event: EventHandle) -> None:
+        """Nothing is held."""
 
     def state(self) -> dict[str, Any]:
         """The votes."""
@@ -268,6 +275,15 @@ class OptimisticResolver:
         ctx.move(event.escrow(ctx), event.collateral, self.bond, self.proposer)
         self.stage = "done"
         return self.proposal
+
+    def release(self, ctx: MarketContext, event: EventHandle) -> None:
+        """Return the proposer's (and a disputer's) bond: nobody was proven wrong."""
+        if self.stage in ("proposed", "disputed"):
+            escrow = event.escrow(ctx)
+            ctx.move(escrow, event.collateral, self.bond, self.proposer)
+            if self.stage == "disputed":
+                ctx.move(escrow, event.collateral, self.bond, self.disputer)
+            self.stage = "done"
 
     def bonds(self) -> int:
         """Bonds in escrow: one while proposed, two while disputed."""
