@@ -144,6 +144,12 @@ class Committee:
         self.votes = {bytes.fromhex(m[2:]): v for m, v in state["votes"]}
 
 
+def _committee(params: Mapping[str, Any]) -> Committee:
+    """The committee `committee` and `quorum` name (default quorum: a simple majority)."""
+    members = _addresses(params)
+    return Committee(members, _int(params, "quorum", 1, len(members), len(members) // 2 + 1))
+
+
 class CommitteeResolver:
     """Resolution by committee vote alone."""
 
@@ -185,9 +191,7 @@ class CommitteeSource:
 
     def create(self, params: Mapping[str, Any]) -> CommitteeResolver:
         """A committee from `committee` and `quorum` (default: a simple majority)."""
-        members = _addresses(params)
-        quorum = _int(params, "quorum", 1, len(members), len(members) // 2 + 1)
-        return CommitteeResolver(Committee(members, quorum))
+        return CommitteeResolver(_committee(params))
 
 
 class OptimisticResolver:
@@ -312,9 +316,8 @@ class OptimisticSource:
 
     def create(self, params: Mapping[str, Any]) -> OptimisticResolver:
         """From `bond` (collateral units), `liveness_ms`, `dispute_fee_bps` and the escalation committee."""
-        members = _addresses(params)
-        quorum = _int(params, "quorum", 1, len(members), len(members) // 2 + 1)
+        committee = _committee(params)
         bond = _int(params, "bond", 1, 10**30)
         liveness = _int(params, "liveness_ms", 1, 10**12)
         dispute_fee = _int(params, "dispute_fee_bps", 0, 10_000, 0)
-        return OptimisticResolver(Committee(members, quorum), bond, liveness, dispute_fee)
+        return OptimisticResolver(committee, bond, liveness, dispute_fee)
