@@ -139,6 +139,7 @@ class Engine:
         self.next_order_id = 1
         self.seq = 0
         self.delayed: dict[int, DelayedOrder] = {}  # order id -> order waiting out a taker delay
+        self.market_assets: set[int] = set()  # assets market types issue (outcome shares): no deposit/withdraw
         self._settlement = SettlementContext(self.ledger)
         self._checks: list[OrderCheck] = list(plugins.order_checks.values())
         self.view = View(self)
@@ -244,6 +245,7 @@ class Engine:
         except (ValueError, TypeError, KeyError, OrderRejection) as exc:
             raise Rejection("BAD_LISTING", f"markets.{spec.name}: {exc}") from None
         book = Book(spec.max_orders, spec.max_levels)
+        self.market_assets.update(info.outcome_assets)
         for symbol, decimals in [] if restoring else new_assets:
             self._add_asset(symbol, decimals)
             if self._listing_out is not None:
@@ -498,9 +500,17 @@ class Engine:
 
     # ------------------------------------------------------------ balances
 
+    def _movable(self, asset: int, what: str) -> None:
+        """Assets a market type issues (outcome shares) enter and leave only through that market."""
+        if asset in self.market_assets:
+            raise Rejection(
+                "MARKET_ASSET", f"{self.ledger.assets[asset].symbol} is issued by its market: it cannot {what}"
+            )
+
     def _deposit(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         self._admin(fields)
         asset, amount = self._asset(fields), self._amount(fields)
+        self._movable(asset, "be deposited")
         if self.ledger.deposits[asset] + amount > _I128_MAX:
             raise Rejection(
                 "OVERFLOW", f"deposit: total deposits of {self.ledger.assets[asset].symbol} would exceed i128"
@@ -512,6 +522,7 @@ class Engine:
 
     def _withdraw(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         account, asset, amount = self._funds(fields)
+        self._movable(asset, "be withdrawn")
         self._cover(account, asset, amount, "withdraw")
         self.ledger.withdraw(account, asset, amount)
         out.append((seq, len(out) - base, _USER, int(EventKind.WITHDRAWN), fields[10], fields[6],
@@ -912,7 +923,8 @@ class Engine:
             except Exception as exc:  # nothing has changed yet
                 raise Rejection("PLUGIN_ERROR", f"{ms.name}: {type(exc).__name__} in plugin code: {exc}") from None
         asset, old_lock = market.lock_requirement(side, old_price, old_remaining, outcome)
-        _, new_lock = market.lock_requirement(side, price, new_remaining, outcome)
+        # an amend to the filled size (or below) removes the order: it holds nothing at any price
+        new_lock = market.lock_requirement(side, price, new_remaining, outcome)[1] if new_remaining else 0
         ledger = self.ledger
         extra = new_lock - old_lock
         if extra > 0 and not ledger.lock(account, asset, extra):
