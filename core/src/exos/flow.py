@@ -10,12 +10,14 @@ naming the rule.
     {"type": "withdraw" | "transfer" (+ "to_sub"), ...}
     {"type": "place", "address": "0x..", "timestamp": 2, "market": "BTC-USDC", "side": "buy", "price": "65000.00",
      "size": "0.01", "tif": "gtc" | "gtd" | "ioc" | "fok", "post_only": false, "stp": "cancel_maker", "expiry": 0,
-     "client_id": "<32 hex chars>"}
+     "client_id": "<32 hex chars>", "outcome": "yes" | "no"}   (outcome: binary markets; price in its terms)
     {"type": "market", ..., "side": "sell", "size": "0.01", "worst_price": "64000"}
     {"type": "cancel", "market": "..", "order_id": 7} / {"type": "cancel_client_id", "market": "..", "client_id": ".."}
     {"type": "cancel_all", "market": ".." (optional)}
     {"type": "amend", "market": "..", "order_id": 7, "price": "..", "size": ".."}
     {"type": "set_status", "market": "..", "status": "halted"} / {"type": "tick"}
+    {"type": "action", "market": "..", "action": "split", "args": {"size": 10}}   (a market type's own command;
+     args as that type takes them: the prediction plugin counts sizes in lots)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from exos.manifest import MarketSpec
 TIFS = {"gtc": 0, "gtd": 1, "ioc": 2, "fok": 3}
 SIDES = {"buy": 0, "sell": 1}
 STPS = {"cancel_maker": 0, "cancel_taker": 1, "cancel_both": 2}
+OUTCOMES = {"yes": 0, "no": 1}
 
 
 class FlowError(ExosError):
@@ -132,14 +135,16 @@ class FlowReader:
             client_id = line.get("client_id")
             cid = bytes.fromhex(client_id) if isinstance(client_id, str) else None
             stp = _choice(STPS, line.get("stp", "cancel_maker"), f"{where}.stp")
+            outcome = _choice(OUTCOMES, line.get("outcome", "yes"), f"{where}.outcome")
             if kind == "market":
                 price = self._ticks(spec, line.get("worst_price"), f"{where}.worst_price")
                 return C.MarketOrder(**base, market=spec.name, side=side, price=price, size=size, stp=stp,
-                                     client_id=cid)  # fmt: skip
+                                     client_id=cid, outcome=outcome)  # fmt: skip
             return C.PlaceOrder(
                 **base, market=spec.name, side=side, price=self._ticks(spec, line.get("price"), f"{where}.price"),
                 size=size, tif=_choice(TIFS, line.get("tif", "gtc"), f"{where}.tif"),
                 post_only=bool(line.get("post_only", False)), stp=stp, expiry=line.get("expiry", 0), client_id=cid,
+                outcome=outcome,
             )  # fmt: skip
         if kind == "cancel":
             return C.CancelOrder(**base, market=self._market(line, where).name, order_id=line.get("order_id", 0))
@@ -158,6 +163,11 @@ class FlowReader:
             return C.SetMarketStatus(**base, market=self._market(line, where).name, status=line.get("status", ""))
         if kind == "tick":
             return C.Tick(**base)
+        if kind == "action":
+            args = line.get("args", {})
+            if not isinstance(line.get("action"), str) or not isinstance(args, dict):
+                raise FlowError(f"{where}: an action needs a string `action` and an object `args`")
+            return C.MarketAction(**base, market=self._market(line, where).name, action=line["action"], args=args)
         raise FlowError(f"{where}.type: unknown command type {kind!r}")
 
     def read(self, path: Path) -> Iterator[C.Command]:

@@ -127,3 +127,22 @@ def test_listing_refusals_change_nothing(engine: Engine) -> None:
         assert isinstance(events[0], E.Rejected) and events[0].code == "BAD_LISTING", events
         assert needle in events[0].message
     assert engine.state_hash() == before
+
+
+def test_flow_lines_name_the_outcome_and_market_actions(engine: Engine) -> None:
+    """`exos run` flows: a NO order at a NO price in human decimals, and a split as an action."""
+    from exos.flow import FlowError, FlowReader
+
+    reader = FlowReader({spec.name: spec for spec in engine.manifest.markets}, {"USDC": 6})
+    who = "0x" + ALICE.hex()
+    order = reader.command({"type": "place", "address": who, "timestamp": 2, "market": "RAIN", "side": "buy",
+                            "price": "0.38", "size": "4", "outcome": "no"})  # fmt: skip
+    assert isinstance(order, C.PlaceOrder) and (order.side, order.price, order.size, order.outcome) == (0, 38, 4, 1)
+    split = reader.command({"type": "action", "address": who, "timestamp": 2, "market": "RAIN", "action": "split",
+                            "args": {"size": 3}})  # fmt: skip
+    assert isinstance(split, C.MarketAction) and (split.action, split.args) == ("split", {"size": 3})
+    with pytest.raises(FlowError, match="outcome"):
+        reader.command({"type": "place", "address": who, "timestamp": 2, "market": "RAIN", "side": "buy",
+                        "price": "0.38", "size": "4", "outcome": "maybe"})  # fmt: skip
+    events = engine.submit(order)
+    assert isinstance(events[0], E.OrderAccepted) and (events[0].price, events[0].outcome) == (38, 1)

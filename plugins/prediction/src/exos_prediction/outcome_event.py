@@ -56,6 +56,12 @@ def _lots(args: Mapping[str, Any], event: str) -> int:
     return size
 
 
+def _who(ctx: MarketContext, account: int) -> dict[str, Any]:
+    """An account as events name it: its address and sub-account."""
+    address, sub = ctx.address(account)
+    return {"address": "0x" + address.hex(), "sub": sub}
+
+
 class OutcomeEvent:
     """One event's members, vault, lifecycle and resolver."""
 
@@ -134,7 +140,7 @@ class OutcomeEvent:
         """The first member opens the vault and schedules the kickoff; later ones take the event's phase."""
         if self.vault < 0:
             self.vault = ctx.system_account(f"prediction/vault/{self.name}")
-            if self.open_at > ctx.now:  # listed ahead of its trading window
+            if self.open_at and self.open_at > ctx.now:  # listed ahead of its trading window
                 self.phase = "scheduled"
                 ctx.schedule(self.open_at, market.market_id, OPEN_TIMER)
             if self.close_at:
@@ -211,7 +217,7 @@ class OutcomeEvent:
         ctx.move(account, self.collateral, amount, self.vault)
         ctx.issue(account, market.yes, amount)
         ctx.issue(account, market.no, amount)
-        ctx.emit(market.market_id, "exos.prediction.split", {"account": account, "lots": size})
+        ctx.emit(market.market_id, "exos.prediction.split", {**_who(ctx, account), "lots": size})
 
     def _merge(self, ctx: MarketContext, market: BinaryMarket, size: int) -> None:
         """One YES + one NO → collateral per unit."""
@@ -222,7 +228,7 @@ class OutcomeEvent:
         ctx.burn(account, market.yes, amount)
         ctx.burn(account, market.no, amount)
         ctx.move(self.vault, self.collateral, amount, account)
-        ctx.emit(market.market_id, "exos.prediction.merge", {"account": account, "lots": size})
+        ctx.emit(market.market_id, "exos.prediction.merge", {**_who(ctx, account), "lots": size})
 
     def _convert(self, ctx: MarketContext, args: Mapping[str, Any]) -> None:
         """NO in each of m markets → YES in each of the others plus (m - 1) units of collateral per share."""
@@ -252,7 +258,7 @@ class OutcomeEvent:
                 ctx.issue(account, member.yes, amount)
         if len(chosen) > 1:
             ctx.move(self.vault, self.collateral, (len(chosen) - 1) * amount, account)
-        self.emit(ctx, "exos.prediction.convert", {"account": account, "lots": size, "markets": sorted(names)})
+        self.emit(ctx, "exos.prediction.convert", {**_who(ctx, account), "lots": size, "markets": sorted(names)})
 
     def _admin(self, ctx: MarketContext, action: str, args: Mapping[str, Any]) -> None:
         """open / pause / resume / close / postpone(close_at) / cancel (void)."""
@@ -302,7 +308,8 @@ class OutcomeEvent:
         for market in self.members:
             if market is None:
                 continue
-            for asset, (num, den) in zip((market.yes, market.no), self.payout_per_unit(market, outcome), strict=True):
+            tokens = zip(("yes", "no"), (market.yes, market.no), self.payout_per_unit(market, outcome), strict=True)
+            for token, asset, (num, den) in tokens:
                 for account, available, locked in ctx.holders(asset):
                     assert locked == 0, "orders were cancelled: no share is locked"
                     ctx.burn(account, asset, available)
@@ -310,6 +317,8 @@ class OutcomeEvent:
                     if amount:
                         ctx.move(self.vault, self.collateral, amount, account)
                         paid += amount
+                    ctx.emit(market.market_id, "exos.prediction.payout",
+                             {**_who(ctx, account), "token": token, "shares": available, "paid": amount})  # fmt: skip
         dust = ctx.balance(self.vault, self.collateral)[0]
         if dust:  # payouts round down per holder; the remainder is the venue's
             ctx.charge_fee(self.vault, self.collateral, dust)

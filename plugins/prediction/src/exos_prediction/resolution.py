@@ -267,9 +267,9 @@ class OptimisticResolver:
         escrow = event.escrow(ctx)
         ctx.charge_fee(escrow, event.collateral, fee)
         ctx.move(escrow, event.collateral, 2 * self.bond - fee, winner)
-        address, _ = ctx.address(winner)
-        event.emit(ctx, "exos.prediction.bonds", {"winner": "0x" + address.hex(), "paid": 2 * self.bond - fee,
-                                                  "venue_fee": fee, "loser_account": loser})  # fmt: skip
+        won, lost = ctx.address(winner), ctx.address(loser)
+        event.emit(ctx, "exos.prediction.bonds", {"winner": "0x" + won[0].hex(), "loser": "0x" + lost[0].hex(),
+                                                  "paid": 2 * self.bond - fee, "venue_fee": fee})  # fmt: skip
         self.stage = "done"
 
     def on_timer(self, ctx: MarketContext, event: EventHandle, tag: int) -> str | None:
