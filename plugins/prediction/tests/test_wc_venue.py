@@ -105,3 +105,16 @@ def test_cli_refuses_an_unknown_simulation(tmp_path: Path, capsys: pytest.Captur
     path.write_text(MANIFEST.read_text().replace('driver = "worldcup-2026"', 'driver = "cricket"'))
     assert main(["simulate", str(path)]) == 1
     assert "simulation.driver: no enabled plugin registers 'cricket'" in capsys.readouterr().err
+
+
+def test_a_journaled_run_replays_to_the_same_hash(tmp_path: Path) -> None:
+    """The venue's journal alone (runtime listings, actions, timers) rebuilds the same state."""
+    from exos.recovery import replay_directory
+
+    engine = Engine.from_manifest(MANIFEST, journal=tmp_path / "journal")
+    assert engine.manifest.simulation is not None
+    wc_venue.Venue(engine, 2, ORDERS, engine.manifest.simulation.params).run()
+    assert wc_venue.verify(engine) == []
+    replayed = replay_directory(tmp_path / "journal")
+    assert replayed.state_hash() == engine.state_hash()
+    replayed.check_invariants()
