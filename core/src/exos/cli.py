@@ -189,7 +189,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"enabled by {args.manifest}:")
         for name, version in plugins.versions:
             print(f"  {name:<16} {version}")
-        for kind in ("market_types", "fee_models", "order_checks", "margin_providers"):
+        kinds = ("market_types", "fee_models", "order_checks", "margin_providers", "resolution_sources", "simulations")
+        for kind in kinds:
             names = ", ".join(getattr(plugins, kind)) or "-"
             print(f"    {kind.replace('_', ' ')}: {names}")
     return 0
