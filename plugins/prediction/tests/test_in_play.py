@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from exos import commands as C
@@ -15,44 +16,15 @@ KICKOFF, DELAY = 10_000, 3_000
 UNIT = 1_000_000  # USDC units per share (lot 1, 6 decimals)
 PER_TICK = 10_000  # tick 0.01 on one lot
 
-MANIFEST = f"""
-[venue]
-name = "in play"
-admins = ["0x{ADMIN.hex()}"]
-fee_account = "0xfee0000000000000000000000000000000000fee"
-
-[[plugins]]
-name = "prediction"
-
-[[assets]]
-symbol = "USDC"
-decimals = 6
-
-[[markets]]
-name = "FINAL"
-type = "prediction"
-base = "USDC"
-quote = "USDC"
-tick_size = "0.01"
-lot_size = "1"
-fee_model = "probability"
-
-[markets.params]
-close_at = {KICKOFF}
-in_play = true
-taker_delay_ms = {DELAY}
-committee = ["0x{ADMIN.hex()}"]
-"""
-
 
 class Venue:
     """One engine over the in-play manifest, with a clock."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        """Fund a maker and a taker with 1,000 USDC each."""
-        path = tmp_path / "venue.toml"
-        path.write_text(MANIFEST)
-        self.engine = Engine.from_manifest(path)
+    def __init__(self, pm: ModuleType, tmp_path: Path) -> None:
+        """A market in play from KICKOFF with a DELAY ms taker delay; a maker and a taker with 1,000 USDC each."""
+        market = pm.market("FINAL", close_at=KICKOFF, in_play=True, taker_delay_ms=DELAY)
+        self.path = pm.write_manifest(tmp_path, [market])
+        self.engine = Engine.from_manifest(self.path)
         self.now = 1_000
         for who in (MAKER, TAKER):
             self.submit(
@@ -80,18 +52,18 @@ def kinds(events: list[E.Event]) -> list[str]:
     return [type(e).__name__ for e in events]
 
 
-def test_before_kickoff_orders_match_at_once(tmp_path: Path) -> None:
+def test_before_kickoff_orders_match_at_once(pm: ModuleType, tmp_path: Path) -> None:
     """No delay before kickoff: a crossing order fills in its own command."""
-    v = Venue(tmp_path)
+    v = Venue(pm, tmp_path)
     v.at(2_001, C.MarketAction, MAKER, market="FINAL", action="split", args={"size": 5})
     v.at(2_002, C.PlaceOrder, MAKER, market="FINAL", side=1, price=60, size=5)
     events = v.at(2_003, C.PlaceOrder, TAKER, market="FINAL", side=0, price=60, size=5)
     assert "Fill" in kinds(events) and "OrderDelayed" not in kinds(events)
 
 
-def test_in_play_a_marketable_order_waits_then_matches_the_book_as_it_is_then(tmp_path: Path) -> None:
+def test_in_play_a_marketable_order_waits_then_matches_the_book_as_it_is_then(pm: ModuleType, tmp_path: Path) -> None:
     """After kickoff a crossing buy is held (funds locked) for the delay; the maker can still cancel meanwhile."""
-    v = Venue(tmp_path)
+    v = Venue(pm, tmp_path)
     v.at(2_000, C.MarketAction, MAKER, market="FINAL", action="split", args={"size": 10})
     v.at(2_001, C.PlaceOrder, MAKER, market="FINAL", side=1, price=60, size=5)
     ask2 = v.at(2_002, C.PlaceOrder, MAKER, market="FINAL", side=1, price=70, size=5)
@@ -118,17 +90,17 @@ def test_in_play_a_marketable_order_waits_then_matches_the_book_as_it_is_then(tm
     assert v.usdc(TAKER) == (1000 * UNIT - 5 * 70 * PER_TICK, 0)
 
 
-def test_a_post_only_or_resting_order_is_not_delayed(tmp_path: Path) -> None:
+def test_a_post_only_or_resting_order_is_not_delayed(pm: ModuleType, tmp_path: Path) -> None:
     """Only orders that would trade wait: one that rests enters the book at once."""
-    v = Venue(tmp_path)
+    v = Venue(pm, tmp_path)
     v.at(KICKOFF, C.Tick, ADMIN)
     events = v.at(KICKOFF + 1, C.PlaceOrder, TAKER, market="FINAL", side=0, price=40, size=3)
     assert kinds(events)[:2] == ["OrderAccepted", "BookDelta"]
 
 
-def test_a_delayed_order_can_be_cancelled_and_its_funds_return(tmp_path: Path) -> None:
+def test_a_delayed_order_can_be_cancelled_and_its_funds_return(pm: ModuleType, tmp_path: Path) -> None:
     """Cancel by id reaches an order that waits; its release then does nothing."""
-    v = Venue(tmp_path)
+    v = Venue(pm, tmp_path)
     v.at(2_001, C.PlaceOrder, MAKER, market="FINAL", side=0, price=55, size=5)  # a YES bid at 55
     v.at(KICKOFF, C.Tick, ADMIN)
     held = v.at(KICKOFF + 1, C.PlaceOrder, TAKER, market="FINAL", side=0, price=45, size=5, outcome=1)  # NO buy: mint
@@ -139,15 +111,15 @@ def test_a_delayed_order_can_be_cancelled_and_its_funds_return(tmp_path: Path) -
     assert "Fill" not in kinds(v.at(KICKOFF + 1 + DELAY, C.Tick, ADMIN))
 
 
-def test_closing_the_market_cancels_waiting_orders_and_state_round_trips(tmp_path: Path) -> None:
+def test_closing_the_market_cancels_waiting_orders_and_state_round_trips(pm: ModuleType, tmp_path: Path) -> None:
     """A held order is in the state (dump/load equal) and the admin's close releases its lock."""
-    v = Venue(tmp_path)
+    v = Venue(pm, tmp_path)
     v.at(2_000, C.MarketAction, MAKER, market="FINAL", action="split", args={"size": 5})
     v.at(2_001, C.PlaceOrder, MAKER, market="FINAL", side=0, price=50, size=5)  # YES bid
     v.at(KICKOFF, C.Tick, ADMIN)
     v.at(KICKOFF + 1, C.PlaceOrder, MAKER, market="FINAL", side=1, price=50, size=2, stp=1)
     state = v.engine.dump_state()
-    again = Engine.from_manifest(tmp_path / "venue.toml")
+    again = Engine.from_manifest(v.path)
     again.load_state(state)
     assert again.dump_state() == state
     closed = v.at(KICKOFF + 5, C.MarketAction, ADMIN, market="FINAL", action="close", args={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,56 +18,13 @@ UNIT = 1_000_000
 PER_TICK = 10_000
 OPEN_AT = 5_000
 
-MANIFEST = f"""
-[venue]
-name = "views"
-admins = ["0x{ADMIN.hex()}"]
-fee_account = "0xfee0000000000000000000000000000000000fee"
-
-[[plugins]]
-name = "prediction"
-
-[[assets]]
-symbol = "USDC"
-decimals = 6
-
-[[markets]]
-name = "RAIN"
-type = "prediction"
-base = "USDC"
-quote = "USDC"
-tick_size = "0.01"
-lot_size = "1"
-fee_model = "probability"
-
-[markets.fees]
-maker_bps = "0"
-taker_bps = "200"
-
-[markets.params]
-committee = ["0x{ADMIN.hex()}"]
-
-[[markets]]
-name = "SNOW"
-type = "prediction"
-base = "USDC"
-quote = "USDC"
-tick_size = "0.01"
-lot_size = "1"
-fee_model = "probability"
-
-[markets.params]
-open_at = {OPEN_AT}
-committee = ["0x{ADMIN.hex()}"]
-"""
-
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    """An engine over the manifest with Alice funded (1,000 USDC) at t = 1."""
-    path = tmp_path / "venue.toml"
-    path.write_text(MANIFEST)
-    engine = Engine.from_manifest(path)
+def engine(pm: ModuleType, tmp_path: Path) -> Engine:
+    """RAIN (2% taker fees) and SNOW (scheduled to open at OPEN_AT), with Alice funded (1,000 USDC) at t = 1."""
+    rain = pm.market("RAIN", taker_bps="200")
+    snow = pm.market("SNOW", open_at=OPEN_AT)
+    engine = Engine.from_manifest(pm.write_manifest(tmp_path, [rain, snow]))
     engine.submit(C.Deposit(actor=C.Actor(ALICE, signer=ADMIN), timestamp=1, asset="USDC", amount=1000 * UNIT))
     return engine
 
