@@ -20,6 +20,7 @@ from exos import commands as C
 from exos import events as E
 from exos.commands import Actor, Command
 from exos.engine import Engine
+from exos.testing import EventReader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPOT_MANIFEST = REPO_ROOT / "examples" / "spot.toml"
@@ -98,7 +99,7 @@ def unit_venue_toml(plugins: str = "") -> str:
     return textwrap.dedent(UNIT_VENUE).format(plugins=plugins)
 
 
-class Venue:
+class Venue(EventReader):
     """Drives one engine: commands at the venue's clock, invariants checked after every command.
 
     The clock only moves when a test calls `advance`/`at`, so a rejected command at the same time as
@@ -222,31 +223,6 @@ class Venue:
         """Order ids resting at one price level, head of the queue first."""
         book = self.engine.market_state(market).book
         return [o.order_id for o in book.orders() if o.side == side and o.price == price]
-
-    @staticmethod
-    def accepted(events: list[E.Event]) -> bool:
-        """Whether the command was applied (its CommandDone says so)."""
-        done = events[-1]
-        assert isinstance(done, E.CommandDone), events
-        return done.accepted
-
-    @staticmethod
-    def rejection(events: list[E.Event]) -> str | None:
-        """The Rejected event's code, or None if the command was applied."""
-        found = [e.code for e in events if isinstance(e, E.Rejected)]
-        assert len(found) <= 1, events
-        return found[0] if found else None
-
-    @staticmethod
-    def of(events: list[E.Event], kind: type[E.Event]) -> list[Any]:
-        """The events of exactly one kind (OrderExpired is not counted as OrderCancelled)."""
-        return [e for e in events if type(e) is kind]
-
-    @staticmethod
-    def order_id(events: list[E.Event]) -> int:
-        """The id of the order a place command created."""
-        (accepted,) = [e for e in events if isinstance(e, E.OrderAccepted)]
-        return int(accepted.order_id)
 
 
 # ---------------------------------------------------------------- fixtures

@@ -93,6 +93,7 @@ from exos.protocols import (
 
 __all__ = [
     "CENTIBPS_PER_UNIT",
+    "EventReader",
     "FeeModelContract",
     "MarginProviderContract",
     "MarketTypeContract",
@@ -135,6 +136,41 @@ _FORBIDDEN: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+class EventReader:
+    """Reading a command's events in tests: applied or not, the rejection code, events of one kind."""
+
+    @staticmethod
+    def accepted(events: Sequence[Any]) -> bool:
+        """Whether the command was applied (its CommandDone says so)."""
+        from exos.events import CommandDone
+
+        done = events[-1]
+        assert isinstance(done, CommandDone), events
+        return bool(done.accepted)
+
+    @staticmethod
+    def rejection(events: Sequence[Any]) -> str | None:
+        """The Rejected event's code, or None if the command was applied."""
+        from exos.events import Rejected
+
+        found = [e.code for e in events if isinstance(e, Rejected)]
+        assert len(found) <= 1, events
+        return found[0] if found else None
+
+    @staticmethod
+    def of(events: Sequence[Any], kind: type[Any]) -> list[Any]:
+        """The events of exactly one kind (OrderExpired is not counted as OrderCancelled)."""
+        return [e for e in events if type(e) is kind]
+
+    @staticmethod
+    def order_id(events: Sequence[Any]) -> int:
+        """The id of the order a place command created."""
+        from exos.events import OrderAccepted
+
+        (accepted,) = [e for e in events if isinstance(e, OrderAccepted)]
+        return int(accepted.order_id)
 
 
 class NondeterminismError(AssertionError):

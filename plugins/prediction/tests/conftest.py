@@ -24,6 +24,7 @@ from exos import events as E
 from exos.commands import Actor, Command
 from exos.engine import Engine
 from exos.manifest import Manifest
+from exos.testing import EventReader
 
 ADMIN = bytes.fromhex("11" * 20)
 FEE_ADDRESS = bytes.fromhex("fee0000000000000000000000000000000000fee")
@@ -159,7 +160,7 @@ def fee_total(weight: int, rate: int, denominator: int) -> int:
 # ---------------------------------------------------------------- the venue driver
 
 
-class Venue:
+class Venue(EventReader):
     """Drives one engine: each command a millisecond after the last (unless told otherwise), invariants after."""
 
     def __init__(self, engine: Engine) -> None:
@@ -261,31 +262,6 @@ class Venue:
         return C.Status(self.engine.market_state(market).status).name.lower()
 
     # ------------------------------------------------------------ reading events
-
-    @staticmethod
-    def accepted(events: list[E.Event]) -> bool:
-        """Whether the command was applied."""
-        done = events[-1]
-        assert isinstance(done, E.CommandDone), events
-        return done.accepted
-
-    @staticmethod
-    def rejection(events: list[E.Event]) -> str | None:
-        """The Rejected event's code, or None."""
-        found = [e.code for e in events if isinstance(e, E.Rejected)]
-        assert len(found) <= 1, events
-        return found[0] if found else None
-
-    @staticmethod
-    def of(events: list[E.Event], kind: type[E.Event]) -> list[Any]:
-        """The events of exactly one kind."""
-        return [e for e in events if type(e) is kind]
-
-    @staticmethod
-    def order_id(events: list[E.Event]) -> int:
-        """The id of the order a place command created."""
-        (accepted,) = [e for e in events if isinstance(e, E.OrderAccepted)]
-        return int(accepted.order_id)
 
     @staticmethod
     def market_events(events: list[E.Event], name: str) -> list[E.MarketEvent]:
