@@ -52,6 +52,8 @@ class Kind(enum.IntEnum):
     LIST_MARKET = 11
     TICK = 12
     MARKET_ACTION = 13
+    APPROVE_AGENT = 14
+    REVOKE_AGENT = 15
 
 
 class Status(enum.IntEnum):
@@ -346,6 +348,37 @@ class MarketAction(Command):
 
     def _tail(self) -> bytes:
         return canonical_json({"action": self.action, "args": self.args})
+
+
+def _agent_address(agent: bytes) -> str:
+    """An agent address as the tail carries it."""
+    if len(agent) != ADDRESS_LEN:
+        raise CommandError(f"agent: addresses are 20 bytes, got {len(agent)}")
+    return agent.hex()
+
+
+@attrs.frozen(kw_only=True)
+class ApproveAgent(Command):
+    """The master (signing itself) lets `agent` sign trading commands for it until `expiry` (ms)."""
+
+    kind: ClassVar[Kind] = Kind.APPROVE_AGENT
+    agent: bytes
+    name: str
+    expiry: int
+
+    def _tail(self) -> bytes:
+        return canonical_json({"agent": _agent_address(self.agent), "name": self.name, "expiry": self.expiry})
+
+
+@attrs.frozen(kw_only=True)
+class RevokeAgent(Command):
+    """The master (signing itself) withdraws an agent's approval."""
+
+    kind: ClassVar[Kind] = Kind.REVOKE_AGENT
+    agent: bytes
+
+    def _tail(self) -> bytes:
+        return canonical_json({"agent": _agent_address(self.agent)})
 
 
 def canonical_json(value: Any) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from exos import commands as C
+from exos.agents import AgentBook
 from exos.book import REFUSED, RESTED, Book
 from exos.commands import Command, Kind, Status
 from exos.errors import ExosError
@@ -57,6 +58,14 @@ _MAKER_DONE, _TAKER_DONE = 1, 2
 _REASON_NAMES = {int(r): r.name for r in Reason}
 _STATUS_NAMES = {int(s): s.name.lower() for s in Status}
 _ALL_MARKETS_KEY = b""
+# commands whose signer must be the account's address, or (trading only) an agent it approved
+_SIGNED_BY_OWNER = frozenset(int(k) for k in (
+    Kind.WITHDRAW, Kind.TRANSFER, Kind.PLACE, Kind.CANCEL, Kind.CANCEL_BY_CLIENT_ID, Kind.CANCEL_ALL, Kind.AMEND,
+    Kind.MARKET_ACTION, Kind.APPROVE_AGENT, Kind.REVOKE_AGENT,
+))  # fmt: skip
+_AGENT_MAY_SIGN = frozenset(int(k) for k in (
+    Kind.PLACE, Kind.CANCEL, Kind.CANCEL_BY_CLIENT_ID, Kind.CANCEL_ALL, Kind.AMEND, Kind.MARKET_ACTION,
+))  # fmt: skip
 
 
 class EngineError(ExosError):
@@ -135,6 +144,7 @@ class Engine:
         self._symbols: list[str] = []  # asset index -> symbol, for events
         self.timers = TimerQueue()
         self.nonces = NonceBook()
+        self.agents = AgentBook()
         self.last_timestamp = -(2**63)
         self.next_order_id = 1
         self.seq = 0
@@ -167,6 +177,8 @@ class Engine:
             int(Kind.LIST_MARKET): self._list_market_command,
             int(Kind.TICK): self._tick,
             int(Kind.MARKET_ACTION): self._market_action,
+            int(Kind.APPROVE_AGENT): self._approve_agent,
+            int(Kind.REVOKE_AGENT): self._revoke_agent,
         }
         self._genesis()
 
@@ -403,6 +415,9 @@ class Engine:
             self._fire_timers(timestamp, seq, base, out)
         action = len(out)
         try:
+            signer = fields[11]
+            if signer != fields[10] and fields[0] in _SIGNED_BY_OWNER:
+                self._authorise(fields, signer, timestamp)
             nonce = fields[9]
             if nonce:
                 why = self.nonces.check(fields[11], nonce)
@@ -952,6 +967,49 @@ class Engine:
     def _tick(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         """Time has advanced (timers fired already); nothing else to do."""
 
+    def _authorise(self, fields: tuple[Any, ...], signer: bytes, now: int) -> None:
+        """A signer other than the address itself must be its agent, and the command a trading one."""
+        address = fields[10]
+        if fields[0] not in _AGENT_MAY_SIGN:
+            raise Rejection(
+                "NOT_AUTHORISED", f"signer 0x{signer.hex()}: only 0x{address.hex()} itself signs this command"
+            )
+        if not self.agents.authorises(address, signer, now):
+            raise Rejection(
+                "NOT_AUTHORISED",
+                f"signer 0x{signer.hex()} is not an approved, unexpired agent of 0x{address.hex()}",
+            )
+
+    def _agent_tail(self, tail: bytes) -> dict[str, Any]:
+        """An agent command's JSON tail, with the agent as 20 bytes."""
+        try:
+            spec = _json(tail)
+            agent = bytes.fromhex(spec["agent"])
+            if len(agent) != C.ADDRESS_LEN:
+                raise ValueError("an agent address is 20 bytes")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Rejection("BAD_AGENT", f"agent: {exc}") from None
+        return {**spec, "agent": agent}
+
+    def _approve_agent(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
+        spec = self._agent_tail(tail)
+        master, agent, name, expiry = fields[10], spec["agent"], spec.get("name"), spec.get("expiry")
+        if not isinstance(name, str) or not 0 < len(name) <= 32:
+            raise Rejection("BAD_AGENT", f"name: 1..32 characters, got {name!r}")
+        if not isinstance(expiry, int) or isinstance(expiry, bool) or expiry <= fields[8]:
+            raise Rejection("BAD_AGENT", f"expiry: a time (ms) after the command's {fields[8]}, got {expiry!r}")
+        refused = self.agents.refusal(master, agent)
+        if refused is not None:
+            raise Rejection(*refused)
+        self.agents.approve(master, agent, name, expiry)
+        out.append((seq, len(out) - base, _USER, int(EventKind.AGENT_APPROVED), master, agent, name, expiry))
+
+    def _revoke_agent(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
+        master, agent = fields[10], self._agent_tail(tail)["agent"]
+        if not self.agents.revoke(master, agent):
+            raise Rejection("UNKNOWN_AGENT", f"agent: 0x{agent.hex()} is not an agent of 0x{master.hex()}")
+        out.append((seq, len(out) - base, _USER, int(EventKind.AGENT_REVOKED), master, agent))
+
     def _market_action(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         """A market type's own command: the market validates, then acts through a Context."""
         ms = self._market(fields)
@@ -1061,6 +1119,7 @@ class Engine:
             section(ms.market.dump())
         section(self.timers.dump())
         section(self.nonces.dump())
+        section(self.agents.dump())
         section(C.canonical_json([_delayed_row(order_id, order) for order_id, order in sorted(self.delayed.items())]))
         for registry in (self.plugins.order_checks, self.plugins.market_types):
             stateful = [(name, c) for name, c in sorted(registry.items()) if isinstance(c, StatefulPlugin)]
@@ -1147,6 +1206,10 @@ class Engine:
             return None
         state = self.market_state(market).book.order_by_client_id(self.ledger.masters[account], client_id)
         return state if state is not None and state.slots[0] == account else None
+
+    def agents_of(self, address: bytes) -> list[tuple[bytes, str, int]]:
+        """An address's approved agents: (agent address, name, expiry ms); expired ones until revoked."""
+        return self.agents.of(address)
 
     def margin_requirement(self, address: bytes, sub: int = 0) -> dict[str, int]:
         """Per asset, what the account must hold for its positions and orders (over every market type)."""

@@ -43,6 +43,8 @@ class EventKind(enum.IntEnum):
     COMMAND_DONE = 14
     MARKET_EVENT = 15
     ORDER_DELAYED = 16
+    AGENT_APPROVED = 17
+    AGENT_REVOKED = 18
 
 
 RawEvent = tuple[Any, ...]
@@ -226,6 +228,24 @@ class MarketEvent(Event):
 
 
 @attrs.frozen
+class AgentApproved(Event):
+    """`agent` may sign trading commands for `address` (and its sub-accounts) until `expiry` (ms)."""
+
+    address: bytes
+    agent: bytes
+    name: str
+    expiry: int
+
+
+@attrs.frozen
+class AgentRevoked(Event):
+    """`agent` no longer signs for `address`."""
+
+    address: bytes
+    agent: bytes
+
+
+@attrs.frozen
 class Rejected(Event):
     """The command was refused and changed nothing: `code` names the rule, `message` the values."""
 
@@ -257,6 +277,8 @@ CLASSES: dict[EventKind, type[Event]] = {
     EventKind.COMMAND_DONE: CommandDone,
     EventKind.MARKET_EVENT: MarketEvent,
     EventKind.ORDER_DELAYED: OrderDelayed,
+    EventKind.AGENT_APPROVED: AgentApproved,
+    EventKind.AGENT_REVOKED: AgentRevoked,
 }
 _BASE = {f.name for f in attrs.fields(Event)}
 FIELDS: dict[EventKind, tuple[str, ...]] = {

@@ -6,6 +6,7 @@ import json
 import struct
 from typing import TYPE_CHECKING
 
+from exos.agents import AgentBook
 from exos.book import Book
 from exos.errors import ExosError
 from exos.ledger import Ledger, SettlementContext
@@ -79,6 +80,7 @@ def load_into(engine: Engine, data: bytes) -> None:
         ms.market.load(market_dump)
     engine.timers, _ = TimerQueue.load(reader.section())
     engine.nonces, _ = NonceBook.load(reader.section())
+    engine.agents = AgentBook.load(reader.section())
     from exos.engine import DelayedOrder
 
     engine.delayed = {}
