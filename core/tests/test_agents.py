@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,51 @@ def test_agents_are_state(engine: Engine) -> None:
     assert code(copy.submit(C.ApproveAgent(actor=C.Actor(OTHER), timestamp=3, agent=AGENT, name="b", expiry=9))) == (
         "AGENT_REUSED"
     )
+
+
+def test_a_venue_can_require_nonces_near_the_command_time(tmp_path: Path) -> None:
+    """With `nonce_window_ms = [past, future]` a nonce must lie in (t - past, t + future); reuse stays refused."""
+    text = (
+        (ROOT / "examples" / "spot.toml")
+        .read_text()
+        .replace('journal = "journal"', 'journal = "journal"\nnonce_window_ms = [1000, 500]')
+    )
+    path = tmp_path / "venue.toml"
+    path.write_text(text)
+    engine = Engine.from_manifest(path)
+    assert engine.manifest.venue.nonce_window == (1000, 500)
+    t = 10_000
+    engine.submit(C.Deposit(actor=C.Actor(MASTER, 0, ADMIN), timestamp=t, asset="USDC", amount=10**12))
+
+    def place(nonce: int) -> str | None:
+        command = C.PlaceOrder(actor=C.Actor(MASTER), timestamp=t, nonce=nonce, market="BTC-USDC", side=0,
+                               price=6_500_000, size=1)  # fmt: skip
+        return code(engine.submit(command))
+
+    assert place(t - 1000) == "NONCE"
+    assert place(t + 500) == "NONCE"
+    assert place(t - 999) is None
+    assert place(t + 499) is None
+    assert place(t + 499) == "NONCE"  # used
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("5", "must be [past, future] milliseconds"),
+        ("[1, 2, 3]", "must be [past, future] milliseconds"),
+        ("[0, 5]", "nonce_window_ms[0]: must be an integer in 1.."),
+        ('[5, "x"]', "nonce_window_ms[1]: must be an integer"),
+    ],
+)  # fmt: skip
+def test_a_bad_nonce_window_is_a_manifest_error(tmp_path: Path, value: str, rule: str) -> None:
+    """The window is two positive integers; anything else names the rule."""
+    from exos.manifest import Manifest, ManifestError
+
+    text = (
+        (ROOT / "examples" / "spot.toml")
+        .read_text()
+        .replace('journal = "journal"', f'journal = "journal"\nnonce_window_ms = {value}')
+    )
+    with pytest.raises(ManifestError, match=re.escape(rule)):
+        Manifest.from_bytes(text.encode())

@@ -145,6 +145,7 @@ class Engine:
         self.timers = TimerQueue()
         self.nonces = NonceBook()
         self.agents = AgentBook()
+        self._nonce_window = manifest.venue.nonce_window
         self.last_timestamp = -(2**63)
         self.next_order_id = 1
         self.seq = 0
@@ -421,6 +422,10 @@ class Engine:
             nonce = fields[9]
             if nonce:
                 why = self.nonces.check(fields[11], nonce)
+                if why is None and self._nonce_window is not None:
+                    past, future = self._nonce_window
+                    if not timestamp - past < nonce < timestamp + future:
+                        why = f"nonce {nonce} is outside ({timestamp - past}, {timestamp + future}), the venue's window"
                 if why is not None:
                     raise Rejection("NONCE", why)
             handler = self._handlers.get(fields[0])

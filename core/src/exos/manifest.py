@@ -86,6 +86,8 @@ class VenueSpec:
     admins: tuple[bytes, ...]  # 20-byte addresses; admin commands must be signed by one of them
     fee_account: bytes  # 20-byte address of the account that receives fees
     journal: Path | None  # resolved against the manifest's directory
+    # signed-nonce window (ms): a nonce must lie in (timestamp - past, timestamp + future); None: no window
+    nonce_window: tuple[int, int] | None = None
 
 
 @attrs.frozen
@@ -428,7 +430,7 @@ class _Parser:
             first[name] = i
 
     def venue(self, t: dict[str, Any]) -> VenueSpec:
-        self.keys("venue", t, ("name", "admins", "fee_account"), ("journal",))
+        self.keys("venue", t, ("name", "admins", "fee_account"), ("journal", "nonce_window_ms"))
         name = self.string("venue.name", t["name"])
         if not name.strip():
             self.fail("venue.name", "must be a non-empty string", name)
@@ -452,7 +454,15 @@ class _Parser:
             if not journal_text.strip():
                 self.fail("venue.journal", "must be a non-empty path", journal_text)
             journal = self.directory / journal_text
-        return VenueSpec(name=name, admins=admins, fee_account=fee_account, journal=journal)
+        nonce_window = None
+        if "nonce_window_ms" in t:
+            window = t["nonce_window_ms"]
+            if not isinstance(window, list) or len(window) != 2:
+                self.fail("venue.nonce_window_ms", "must be [past, future] milliseconds", window)
+            past = self.integer("venue.nonce_window_ms[0]", window[0], 1, 10**12)
+            future = self.integer("venue.nonce_window_ms[1]", window[1], 1, 10**12)
+            nonce_window = (past, future)
+        return VenueSpec(name=name, admins=admins, fee_account=fee_account, journal=journal, nonce_window=nonce_window)
 
     def plugin(self, i: int, t: dict[str, Any]) -> PluginSpec:
         path = f"plugins[{i}]"

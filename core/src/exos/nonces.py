@@ -1,8 +1,9 @@
 """Replay protection per signer, as Hyperliquid does it: keep the highest 100 nonces a signer used.
 
 A new nonce must be unused and greater than the smallest kept one once 100 are kept. Nonce 0 means
-"no nonce" (host-app commands that are not signed). The signed-request time window comes with the
-venue server; the state lives here, in snapshots and in the state hash.
+"no nonce" (host-app commands that are not signed). A venue may also require nonces (ms, as
+Hyperliquid's) within a window around the command's timestamp (`[venue] nonce_window_ms`, checked
+by the engine). The state lives here, in snapshots and in the state hash.
 """
 
 from __future__ import annotations
