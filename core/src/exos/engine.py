@@ -653,21 +653,28 @@ class Engine:
             reason = _REASON_NAMES[result[1]]
             raise Rejection(reason, f"{ms.name}: the book refused the order ({reason})")
         self.next_order_id = order_id + 1
-        if tag == RESTED:  # the common case: it rested without trading
-            address, sub = ledger.accounts[account]
+        self._entered(ms, order_id, account, side, price, size, tif, expiry, client_id, outcome, initial, result,
+                      fields[1], fields[14], seq, base, out, _USER)  # fmt: skip
+
+    def _entered(
+        self, ms: MarketState, order_id: int, account: int, side: int, price: int, size: int, tif: int, expiry: int,
+        client_id: bytes | None, outcome: int, initial: tuple[int, int], result: tuple[Any, ...], own_side: int,
+        own_price: int, seq: int, base: int, out: list[RawEvent], cause: int,
+    ) -> None:  # fmt: skip
+        """Report an order the book took (rested at once, or traded), keep its slots and schedule its GTD expiry.
+
+        `own_side` and `own_price` are the order's in its outcome's terms (the book's for outcome 0)."""
+        if result[0] == RESTED:  # the common case: it rested without trading
+            address, sub = self.ledger.accounts[account]
             name = ms.name
-            if outcome:
-                out.append((seq, len(out) - base, _USER, _ACCEPTED, name, order_id, address, sub, fields[1],
-                            fields[14], size, tif, client_id, result[1], outcome))  # fmt: skip
-            else:
-                out.append((seq, len(out) - base, _USER, _ACCEPTED, name, order_id, address, sub, side, price, size,
-                            tif, client_id, result[1], 0))  # fmt: skip
-            out.append((seq, len(out) - base, _USER, _DELTA, name, side, price, result[2], result[3], result[4]))
+            out.append((seq, len(out) - base, cause, _ACCEPTED, name, order_id, address, sub, own_side, own_price, size,
+                        tif, client_id, result[1], outcome))  # fmt: skip
+            out.append((seq, len(out) - base, cause, _DELTA, name, side, price, result[2], result[3], result[4]))
             resting = True
         else:
             slots = [account, initial[0], initial[1], outcome]
             taker = FillSide(account, side, price, slots)
-            resting = self._book_events(ms, result[1], taker, seq, base, out, _USER, tif, client_id)
+            resting = self._book_events(ms, result[1], taker, seq, base, out, cause, tif, client_id)
             if resting:
                 for index in (1, 2):
                     if slots[index] != initial[index - 1]:
@@ -712,28 +719,13 @@ class Engine:
             if result[0] == REFUSED:
                 reason = _REASON_NAMES[result[1]].lower()
             else:
-                raw = ms.book.order_raw(order_id) if result[0] == RESTED else None
-                if raw is not None:  # rested at once: report it as the book did
-                    address, sub = ledger.accounts[order.account]
-                    side, price = order.side, order.price
-                    if order.outcome:
-                        side, price = ms.market.book_order(side, price, order.outcome)  # type: ignore[attr-defined]
-                    out.append((seq, len(out) - base, _SYSTEM, _ACCEPTED, ms.name, order_id, address, sub, side, price,
-                                order.size, order.tif, order.client_id, result[1], order.outcome))  # fmt: skip
-                    out.append((seq, len(out) - base, _SYSTEM, _DELTA, ms.name, order.side, order.price, result[2],
-                                result[3], result[4]))  # fmt: skip
-                    resting = True
-                else:
-                    slots = [order.account, order.slots[0], order.slots[1], order.outcome]
-                    taker = FillSide(order.account, order.side, order.price, slots)
-                    resting = self._book_events(ms, result[1], taker, seq, base, out, _SYSTEM, order.tif,
-                                                order.client_id)  # fmt: skip
-                    if resting:
-                        for index in (1, 2):
-                            if slots[index] != order.slots[index - 1]:
-                                ms.book.set_slot_raw(order_id, index, slots[index])
-                if resting and order.tif == 1:
-                    self.timers.add(order.expiry, TimerKind.EXPIRE_ORDER, ms.index, order_id)
+                own_side, own_price = order.side, order.price
+                if order.outcome:
+                    mapping = ms.market.book_order  # type: ignore[attr-defined]
+                    own_side, own_price = mapping(own_side, own_price, order.outcome)
+                self._entered(ms, order_id, order.account, order.side, order.price, order.size, order.tif,
+                              order.expiry, order.client_id, order.outcome, order.slots, result, own_side, own_price,
+                              seq, base, out, _SYSTEM)  # fmt: skip
                 return
         self._drop_delayed(order_id, order, reason, seq, base, out, _SYSTEM)
 
