@@ -75,10 +75,10 @@ tick_size = "0.1"
 lot_size = "0.001"
 """
 
-VENUE_KEYS = "admins, fee_account, journal, name, nonce_window_ms"
+VENUE_KEYS = "admins, compliance, fee_account, journal, name, nonce_window_ms"
 MARKET_KEYS = (
-    "base, fee_model, fees, lot_size, max_levels, max_orders, min_notional, min_size, name, params, quote, status, "
-    "tick_size, type"
+    "base, compliance, fee_model, fees, lot_size, max_levels, max_orders, min_notional, min_size, name, params, quote, "
+    "status, tick_size, type"
 )
 FLOAT_RULE = 'must be a decimal string such as "0.01" or an integer, not a float: binary floats are inexact'
 DECIMAL_RULE = 'must be a decimal string such as "0.01" or an integer'

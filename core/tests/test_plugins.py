@@ -155,6 +155,8 @@ class TestLoadByModule:
                 def create(self, maker_centibps, taker_centibps, params): ...
                 def check(self, intent): ...
                 def requirement(self, account, locks): ...
+                def decide(self, request): ...
+                def update(self, payload): ...
 
             @hookimpl
             def exos_register_market_types(register): register(Obj("mt"))
@@ -204,7 +206,8 @@ class TestLoadByModule:
             "class Obj:\n    api_version = 2\n    def __init__(self, name): self.name = name\n"
             "    def create_market(self, info, fees): ...\n    def create(self, m, t, p): ...\n"
             "    def check(self, intent): ...\n    def requirement(self, account, locks): ...\n"
-            "    def run(self, engine, **kw): ...\n\n" + impls
+            "    def run(self, engine, **kw): ...\n    def decide(self, request): ...\n"
+            "    def update(self, payload): ...\n\n" + impls
         )
         plugins = load_plugins([Spec("all", plugin_dir.module("all_hooks_plugin", source))])
         assert sorted(name for _, name in plugins.registered_by) == hooks

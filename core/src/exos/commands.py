@@ -54,6 +54,7 @@ class Kind(enum.IntEnum):
     MARKET_ACTION = 13
     APPROVE_AGENT = 14
     REVOKE_AGENT = 15
+    COMPLIANCE_UPDATE = 16
 
 
 class Status(enum.IntEnum):
@@ -379,6 +380,18 @@ class RevokeAgent(Command):
 
     def _tail(self) -> bytes:
         return canonical_json({"agent": _agent_address(self.agent)})
+
+
+@attrs.frozen(kw_only=True)
+class ComplianceUpdate(Command):
+    """Admin: update a compliance policy's lists (a KYC registry, a sanctions list), as that policy reads them."""
+
+    kind: ClassVar[Kind] = Kind.COMPLIANCE_UPDATE
+    policy: str
+    payload: dict[str, Any] = attrs.field(hash=False)
+
+    def _tail(self) -> bytes:
+        return canonical_json({"policy": self.policy, "payload": self.payload})
 
 
 def canonical_json(value: Any) -> bytes:

@@ -32,7 +32,16 @@ from exos.manifest import ASSET_SYMBOL, AssetSpec, Manifest, MarketSpec, parse_m
 from exos.marketctx import Context, View
 from exos.nonces import NonceBook
 from exos.plugins import Plugins, load_plugins
-from exos.protocols import FillSide, Market, MarketInfo, OrderCheck, OrderIntent, OrderRejection, StatefulPlugin
+from exos.protocols import (
+    ComplianceRequest,
+    FillSide,
+    Market,
+    MarketInfo,
+    OrderCheck,
+    OrderIntent,
+    OrderRejection,
+    StatefulPlugin,
+)
 from exos.timers import TimerKind, TimerQueue
 from exos.types import ANY_OWNER, Level, Reason
 
@@ -106,6 +115,7 @@ class MarketState:
     outcomes: int = 1  # a market with outcomes (binary: 2) serves them from its one book
     manages_status: bool = False  # the market type drives the status (SetMarketStatus is refused)
     delays: bool = False  # the market has a `taker_delay_ms` (ms a marketable order waits now; 0: none)
+    policies: tuple[Any, ...] = ()  # compliance policies its orders pass: the venue's, then its own
 
 
 @attrs.frozen
@@ -146,6 +156,10 @@ class Engine:
         self.nonces = NonceBook()
         self.agents = AgentBook()
         self._nonce_window = manifest.venue.nonce_window
+        try:
+            self.venue_policies = tuple(self._policy(name, "venue.compliance") for name in manifest.venue.compliance)
+        except Rejection as rejection:
+            raise EngineError(f"{manifest.source}: {rejection.message}", code=rejection.code) from None
         self.last_timestamp = -(2**63)
         self.next_order_id = 1
         self.seq = 0
@@ -180,6 +194,7 @@ class Engine:
             int(Kind.MARKET_ACTION): self._market_action,
             int(Kind.APPROVE_AGENT): self._approve_agent,
             int(Kind.REVOKE_AGENT): self._revoke_agent,
+            int(Kind.COMPLIANCE_UPDATE): self._compliance_update,
         }
         self._genesis()
 
@@ -257,6 +272,11 @@ class Engine:
             market = market_type.create_market(info, fees)
         except (ValueError, TypeError, KeyError, OrderRejection) as exc:
             raise Rejection("BAD_LISTING", f"markets.{spec.name}: {exc}") from None
+        policies = self.venue_policies + tuple(
+            self._policy(name, f"markets.{spec.name}.compliance")
+            for name in spec.compliance
+            if name not in self.manifest.venue.compliance
+        )
         book = Book(spec.max_orders, spec.max_levels)
         self.market_assets.update(info.outcome_assets)
         for symbol, decimals in [] if restoring else new_assets:
@@ -279,6 +299,7 @@ class Engine:
             outcomes=int(getattr(market, "outcomes", 1)),
             manages_status=bool(getattr(market, "manages_status", False)),
             delays=hasattr(market, "taker_delay_ms"),
+            policies=policies,
         )
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
@@ -287,6 +308,21 @@ class Engine:
             out, seq, base = self._listing_out if self._listing_out is not None else ([], 0, 0)
             on_listed(Context(self, index, (b"", 0), b"", seq, base, out, _USER))
         return state
+
+    def _policy(self, name: str, where: str) -> Any:
+        """An enabled compliance policy by name."""
+        policy = self.plugins.compliance_policies.get(name)
+        if policy is None:
+            raise Rejection("UNKNOWN_POLICY", f"{where}: no enabled plugin registers compliance policy {name!r}")
+        return policy
+
+    def _comply(self, policies: Sequence[Any], action: str, address: bytes, ms: MarketState | None = None) -> None:
+        """Refuse unless every policy allows the action (a refusal names its policy and list version)."""
+        request = ComplianceRequest(action, address, ms.name if ms else "", ms.info.params if ms else {})
+        for policy in policies:
+            why = policy.decide(request)
+            if why is not None:
+                raise Rejection("COMPLIANCE", f"{policy.name}: {why}")
 
     def _listing_assets(self, market_type: Any, spec: MarketSpec, restoring: bool) -> list[tuple[str, int]]:
         """The assets a market type creates with a market (outcome shares), checked before anything changes."""
@@ -531,6 +567,8 @@ class Engine:
         self._admin(fields)
         asset, amount = self._asset(fields), self._amount(fields)
         self._movable(asset, "be deposited")
+        if self.venue_policies:
+            self._comply(self.venue_policies, "deposit", fields[10])
         if self.ledger.deposits[asset] + amount > _I128_MAX:
             raise Rejection(
                 "OVERFLOW", f"deposit: total deposits of {self.ledger.assets[asset].symbol} would exceed i128"
@@ -543,6 +581,8 @@ class Engine:
     def _withdraw(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         account, asset, amount = self._funds(fields)
         self._movable(asset, "be withdrawn")
+        if self.venue_policies:
+            self._comply(self.venue_policies, "withdraw", fields[10])
         self._cover(account, asset, amount, "withdraw")
         self.ledger.withdraw(account, asset, amount)
         out.append((seq, len(out) - base, _USER, int(EventKind.WITHDRAWN), fields[10], fields[6],
@@ -611,6 +651,8 @@ class Engine:
             raise Rejection(rejection.code, rejection.message) from None
         except Exception as exc:  # nothing has changed yet: a plugin failure refuses the order
             raise Rejection("PLUGIN_ERROR", f"{ms.name}: {type(exc).__name__} in plugin code: {exc}") from None
+        if ms.policies:
+            self._comply(ms.policies, "place", fields[10], ms)
         ledger = self.ledger
         available = ledger.available[asset]
         if available[account] < amount:
@@ -995,6 +1037,9 @@ class Engine:
             raise Rejection("BAD_AGENT", f"name: 1..32 characters, got {name!r}")
         if not isinstance(expiry, int) or isinstance(expiry, bool) or expiry <= fields[8]:
             raise Rejection("BAD_AGENT", f"expiry: a time (ms) after the command's {fields[8]}, got {expiry!r}")
+        if self.venue_policies:
+            self._comply(self.venue_policies, "approve_agent", master)
+            self._comply(self.venue_policies, "approve_agent", agent)
         refused = self.agents.refusal(master, agent)
         if refused is not None:
             raise Rejection(*refused)
@@ -1006,6 +1051,38 @@ class Engine:
         if not self.agents.revoke(master, agent):
             raise Rejection("UNKNOWN_AGENT", f"agent: 0x{agent.hex()} is not an agent of 0x{master.hex()}")
         out.append((seq, len(out) - base, _USER, int(EventKind.AGENT_REVOKED), master, agent))
+
+    def _compliance_update(
+        self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]
+    ) -> None:
+        """Admin: a policy's new lists; addresses it now bars lose their resting orders (withdrawals stay barred)."""
+        self._admin(fields)
+        try:
+            request = _json(tail)
+            name, payload = request["policy"], request["payload"]
+            if not isinstance(name, str) or not isinstance(payload, dict):
+                raise TypeError("policy must be a name and payload a table")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Rejection("BAD_UPDATE", f"compliance update: {exc}") from None
+        enabled = {p.name for p in self.venue_policies} | {p.name for ms in self.markets for p in ms.policies}
+        if name not in enabled:
+            raise Rejection("UNKNOWN_POLICY", f"compliance update: no market or the venue uses policy {name!r}")
+        try:
+            barred = sorted(set(self.plugins.compliance_policies[name].update(payload)))
+        except ValueError as exc:
+            raise Rejection("BAD_UPDATE", f"{name}: {exc}") from None
+        out.append((seq, len(out) - base, _USER, int(EventKind.COMPLIANCE_UPDATED), name, tuple(barred)))
+        for address in barred:
+            master = self.ledger.master_ids.get(address)
+            if master is None:
+                continue
+            for ms in self.markets:
+                if ms.status < Status.HALTED:
+                    self._book_events(ms, ms.book.cancel_all_raw(master, -1, 0), None, seq, base, out, _SYSTEM)
+            for account, (owner, _) in enumerate(self.ledger.accounts):
+                if owner == address:
+                    for ms in self.markets:
+                        self.cancel_delayed(ms.index, account, "compliance", seq, base, out, _SYSTEM)
 
     def _market_action(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         """A market type's own command: the market validates, then acts through a Context."""
@@ -1118,7 +1195,7 @@ class Engine:
         section(self.nonces.dump())
         section(self.agents.dump())
         section(C.canonical_json([_delayed_row(order_id, order) for order_id, order in sorted(self.delayed.items())]))
-        for registry in (self.plugins.order_checks, self.plugins.market_types):
+        for registry in (self.plugins.order_checks, self.plugins.market_types, self.plugins.compliance_policies):
             stateful = [(name, c) for name, c in sorted(registry.items()) if isinstance(c, StatefulPlugin)]
             parts.append(struct.pack("<I", len(stateful)))
             for name, plugin in stateful:
@@ -1139,7 +1216,9 @@ class Engine:
     def check_invariants(self) -> None:
         """Raise unless the ledger balances, every book is consistent, and every lock matches its orders."""
         self.ledger.check_invariants()
-        for plugin in (*self.plugins.order_checks.values(), *self.plugins.market_types.values()):
+        plugins = self.plugins
+        for plugin in (*plugins.order_checks.values(), *plugins.market_types.values(),
+                       *plugins.compliance_policies.values()):  # fmt: skip
             if isinstance(plugin, StatefulPlugin):
                 plugin.check_invariants()
         expected: dict[tuple[int, int], int] = {}

@@ -45,6 +45,7 @@ class EventKind(enum.IntEnum):
     ORDER_DELAYED = 16
     AGENT_APPROVED = 17
     AGENT_REVOKED = 18
+    COMPLIANCE_UPDATED = 19
 
 
 RawEvent = tuple[Any, ...]
@@ -246,6 +247,14 @@ class AgentRevoked(Event):
 
 
 @attrs.frozen
+class ComplianceUpdated(Event):
+    """A compliance policy's lists changed; `barred` addresses had their resting orders cancelled."""
+
+    policy: str
+    barred: tuple[bytes, ...]
+
+
+@attrs.frozen
 class Rejected(Event):
     """The command was refused and changed nothing: `code` names the rule, `message` the values."""
 
@@ -279,6 +288,7 @@ CLASSES: dict[EventKind, type[Event]] = {
     EventKind.ORDER_DELAYED: OrderDelayed,
     EventKind.AGENT_APPROVED: AgentApproved,
     EventKind.AGENT_REVOKED: AgentRevoked,
+    EventKind.COMPLIANCE_UPDATED: ComplianceUpdated,
 }
 _BASE = {f.name for f in attrs.fields(Event)}
 FIELDS: dict[EventKind, tuple[str, ...]] = {

@@ -88,6 +88,7 @@ class VenueSpec:
     journal: Path | None  # resolved against the manifest's directory
     # signed-nonce window (ms): a nonce must lie in (timestamp - past, timestamp + future); None: no window
     nonce_window: tuple[int, int] | None = None
+    compliance: tuple[str, ...] = ()  # compliance policies checked venue-wide (deposits, withdrawals, every order)
 
 
 @attrs.frozen
@@ -143,6 +144,7 @@ class MarketSpec:
     quote_per_tick_lot: int  # quote smallest units per one tick on one lot
     min_lots: int  # min_size in lots
     min_notional_units: int  # min_notional in quote smallest units
+    compliance: tuple[str, ...] = ()  # policies this market adds to the venue's for its orders
 
     def price_to_ticks(self, price: Decimal) -> int:
         """The price in ticks; ValueError if it is not finite or not a multiple of ``tick_size``."""
@@ -430,7 +432,7 @@ class _Parser:
             first[name] = i
 
     def venue(self, t: dict[str, Any]) -> VenueSpec:
-        self.keys("venue", t, ("name", "admins", "fee_account"), ("journal", "nonce_window_ms"))
+        self.keys("venue", t, ("name", "admins", "fee_account"), ("journal", "nonce_window_ms", "compliance"))
         name = self.string("venue.name", t["name"])
         if not name.strip():
             self.fail("venue.name", "must be a non-empty string", name)
@@ -462,7 +464,23 @@ class _Parser:
             past = self.integer("venue.nonce_window_ms[0]", window[0], 1, 10**12)
             future = self.integer("venue.nonce_window_ms[1]", window[1], 1, 10**12)
             nonce_window = (past, future)
-        return VenueSpec(name=name, admins=admins, fee_account=fee_account, journal=journal, nonce_window=nonce_window)
+        compliance = self.policy_names("venue.compliance", t.get("compliance", []))
+        return VenueSpec(
+            name=name, admins=admins, fee_account=fee_account, journal=journal, nonce_window=nonce_window,
+            compliance=compliance,
+        )  # fmt: skip
+
+    def policy_names(self, location: str, value: object) -> tuple[str, ...]:
+        """An array of distinct compliance policy names."""
+        if not isinstance(value, list):
+            self.fail(location, "must be an array of compliance policy names", value)
+        names = tuple(
+            self.string(f"{location}[{i}]", v, _NAME, "must be a policy name (1..64 of A-Z a-z 0-9 _ . -)")
+            for i, v in enumerate(value)
+        )
+        if len(set(names)) != len(names):
+            self.fail(location, "names a policy twice", value)
+        return names
 
     def plugin(self, i: int, t: dict[str, Any]) -> PluginSpec:
         path = f"plugins[{i}]"
@@ -493,7 +511,17 @@ class _Parser:
             path,
             t,
             ("name", "type", "base", "quote", "tick_size", "lot_size"),
-            ("min_size", "min_notional", "fee_model", "max_orders", "max_levels", "status", "fees", "params"),
+            (
+                "min_size",
+                "min_notional",
+                "fee_model",
+                "max_orders",
+                "max_levels",
+                "status",
+                "fees",
+                "params",
+                "compliance",
+            ),
         )
 
         def at(key: str) -> str:
@@ -591,6 +619,7 @@ class _Parser:
             quote_per_tick_lot=quote_per_tick_lot,
             min_lots=min_lots,
             min_notional_units=min_notional_units,
+            compliance=self.policy_names(at("compliance"), t.get("compliance", [])),
         )
 
     def fees(self, path: str, t: dict[str, Any]) -> FeeSpec:

@@ -310,6 +310,37 @@ class Simulation(Protocol):
         ...
 
 
+@attrs.frozen
+class ComplianceRequest:
+    """What a compliance policy decides on: an action by an address, in a market or venue-wide."""
+
+    action: str  # "deposit", "withdraw", "place" or "approve_agent"
+    address: bytes
+    market: str = ""  # "" for a venue-wide action
+    market_params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class CompliancePolicy(StatefulPlugin, Protocol):
+    """A venue's rule on who may do what (KYC, allow lists, sanctions, jurisdictions), decided in the engine.
+
+    Its lists enter only through journaled admin commands (`ComplianceUpdate`), so replays agree;
+    a refusal names the list version it came from. `decide` must not change state."""
+
+    api_version: int
+    name: str
+
+    def decide(self, request: ComplianceRequest) -> str | None:
+        """None to allow; otherwise why not (naming the list and its version)."""
+        ...
+
+    def update(self, payload: Mapping[str, Any]) -> list[bytes]:
+        """Apply an admin update (validate first: raise ValueError and change nothing).
+
+        Returns the addresses that are now barred, whose resting orders the engine cancels."""
+        ...
+
+
 class MarginProvider(Protocol):
     """How much of each asset an account must keep for its positions and orders in one market type."""
 

@@ -88,7 +88,13 @@ def load_into(engine: Engine, data: bytes) -> None:
         values[9] = None if values[9] is None else bytes.fromhex(values[9])
         values[11] = tuple(values[11])
         engine.delayed[order_id] = DelayedOrder(*values)
-    for what, registry in (("order check", engine.plugins.order_checks), ("market type", engine.plugins.market_types)):
+    plugins = engine.plugins
+    registries = (
+        ("order check", plugins.order_checks),
+        ("market type", plugins.market_types),
+        ("compliance policy", plugins.compliance_policies),
+    )
+    for what, registry in registries:
         (stateful,) = reader.unpack("<I")
         for _ in range(stateful):
             name = reader.section().decode()
