@@ -192,16 +192,20 @@ class Book:
             return (REFUSED, ev[0].reason)
         return (EVENTS, self._raw(n))
 
-    def cancel_engine(self, order_id: int) -> tuple[int, int, int, int, int, int, int, int]:
+    def cancel_engine(self, order_id: int) -> tuple[int, int, int, int, int, int, int]:
         """cancel() of an open order for the engine's hot path.
 
-        Returns (side, price, cancelled size, seq, level size, level count, level seq, slot 3); the
-        caller knows the order is open."""
+        Returns (side, price, cancelled size, seq, level size, level count, level seq); the caller
+        knows the order is open. The cancelled order's slot 3 is then `last_cancelled_slot3()`."""
         lib.exos_book_cancel(self._book, order_id, ANY_OWNER, False)
         ev = self._ev  # two events never outgrow the sink
         cancelled, level = ev[0], ev[1]
         return (cancelled.side, cancelled.price, cancelled.remaining, cancelled.seq, level.size, level.remaining,
-                level.seq, cancelled.slots[3])  # fmt: skip
+                level.seq)  # fmt: skip
+
+    def last_cancelled_slot3(self) -> int:
+        """Slot 3 of the order `cancel_engine` just cancelled (an outcome market's token); read only when needed."""
+        return int(self._ev[0].slots[3])
 
     def order_slot(self, order_id: int, index: int) -> int | None:
         """Slot `index` of an open order, or None if no order with that id is open."""

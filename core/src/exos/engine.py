@@ -695,6 +695,13 @@ class Engine:
             reason = _REASON_NAMES[result[1]]
             raise Rejection(reason, f"{ms.name}: the book refused the order ({reason})")
         self.next_order_id = order_id + 1
+        if tag == RESTED and tif != 1:  # the common case, inlined (the hot path): it rested without trading
+            address, sub = ledger.accounts[account]
+            name = ms.name
+            out.append((seq, len(out) - base, _USER, _ACCEPTED, name, order_id, address, sub, fields[1], fields[14],
+                        size, tif, client_id, result[1], outcome))  # fmt: skip
+            out.append((seq, len(out) - base, _USER, _DELTA, name, side, price, result[2], result[3], result[4]))
+            return
         self._entered(ms, order_id, account, side, price, size, tif, expiry, client_id, outcome, initial, result,
                       fields[1], fields[14], seq, base, out, _USER)  # fmt: skip
 
@@ -805,6 +812,7 @@ class Engine:
         name = ms.name
         accounts = self.ledger.accounts
         market = ms.market
+        outcomes = ms.outcomes > 1
         resting = taker is not None
         taker_id = raw[0][6] if taker is not None else 0
         t_addr: bytes | None = None
@@ -826,14 +834,17 @@ class Engine:
                     t_addr, t_sub = accounts[taker.account]
                     symbols = self._symbols
                 m_addr, m_sub = accounts[e[14]]
-                t_outcome, m_outcome = taker.slots[3], e[17]
-                t_side = m_side = e[3]
+                t_side = e[3]
+                m_side = 1 - t_side
                 t_price = m_price = price
-                if t_outcome:  # report in the order's own outcome terms
-                    t_side, t_price = market.book_order(t_side, price, t_outcome)  # type: ignore[attr-defined]
-                m_side = 1 - m_side
-                if m_outcome:
-                    m_side, m_price = market.book_order(m_side, price, m_outcome)  # type: ignore[attr-defined]
+                if outcomes:  # report each side in its own outcome's terms
+                    t_outcome, m_outcome = taker.slots[3], e[17]
+                    if t_outcome:
+                        t_side, t_price = market.book_order(t_side, price, t_outcome)  # type: ignore[attr-defined]
+                    if m_outcome:
+                        m_side, m_price = market.book_order(m_side, price, m_outcome)  # type: ignore[attr-defined]
+                else:
+                    t_outcome = m_outcome = 0
                 out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[6], t_addr, t_sub, t_side, False,
                             t_price, size, taker_fee, symbols[taker_asset], e[11], e[0], t_outcome,
                             fill_kind))  # fmt: skip
@@ -900,10 +911,11 @@ class Engine:
                 self._drop_delayed(order_id, delayed, "user", seq, base, out, _USER)
                 return
             raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order {order_id}")
-        side, price, cancelled, cancel_seq, level_size, level_count, level_seq, outcome = ms.book.cancel_engine(
-            order_id
+        book = ms.book
+        side, price, cancelled, cancel_seq, level_size, level_count, level_seq = book.cancel_engine(order_id)
+        asset, amount = ms.market.lock_requirement(
+            side, price, cancelled, book.last_cancelled_slot3() if ms.outcomes > 1 else 0
         )
-        asset, amount = ms.market.lock_requirement(side, price, cancelled, outcome)
         ledger.locked[asset][account] -= amount
         ledger.available[asset][account] += amount
         address, sub = ledger.accounts[account]
