@@ -47,9 +47,9 @@ def test_plain_eth_account_signatures_recover_the_signer() -> None:
     # the signer field is not covered: whatever a client put there, the recovered signer replaces it
     assert recover(with_signer(record, b"\x99" * 20), signature, DOMAIN) == ADDRESS
     # and eth-account's own typed-data encoder agrees with the hand-written digest
-    from exos.signing import AGENT_TYPES, digest, typed_message
+    from exos.signing import digest, typed_data
 
-    encoded = encode_typed_data(DOMAIN.typed_data(), AGENT_TYPES, typed_message(record))
+    encoded = encode_typed_data(full_message=typed_data(record, DOMAIN))
     assert Account.recover_message(encoded, signature=signature).lower() == "0x" + ADDRESS.hex()
     assert len(digest(record, DOMAIN)) == 32
 
@@ -133,3 +133,65 @@ def test_a_replayed_signed_order_is_refused_by_its_nonce() -> None:
     assert (again[0][4], again[-1][4]) == ("NONCE", False)
     assert engine.state_hash() == before
     assert E.decode(first[0]).order_id == 1  # type: ignore[attr-defined]
+
+
+ACCOUNT_ACTIONS = {
+    "withdraw": (
+        C.Withdraw(actor=C.Actor(ADDRESS, 2, bytes(20)), timestamp=9, nonce=77, asset="USDC", amount=5 * 10**6),
+        "Withdraw",
+        [("account", "address"), ("subAccount", "uint16"), ("asset", "string"), ("amount", "uint256"),
+         ("nonce", "uint64"), ("timestamp", "uint64")],
+        {"account": "0x" + ADDRESS.hex(), "subAccount": 2, "asset": "USDC", "amount": 5 * 10**6, "nonce": 77,
+         "timestamp": 9},
+    ),
+    "transfer": (
+        C.Transfer(actor=C.Actor(ADDRESS, 0, bytes(20)), timestamp=9, nonce=78, asset="BTC", amount=3, to_sub=4),
+        "Transfer",
+        [("account", "address"), ("subAccount", "uint16"), ("toSubAccount", "uint16"), ("asset", "string"),
+         ("amount", "uint256"), ("nonce", "uint64"), ("timestamp", "uint64")],
+        {"account": "0x" + ADDRESS.hex(), "subAccount": 0, "toSubAccount": 4, "asset": "BTC", "amount": 3,
+         "nonce": 78, "timestamp": 9},
+    ),
+    "approve": (
+        C.ApproveAgent(actor=C.Actor(ADDRESS, 0, bytes(20)), timestamp=9, nonce=79, agent=b"\xa9" * 20, name="bot",
+                       expiry=10**12),
+        "ApproveAgent",
+        [("account", "address"), ("agent", "address"), ("name", "string"), ("expiry", "uint64"), ("nonce", "uint64"),
+         ("timestamp", "uint64")],
+        {"account": "0x" + ADDRESS.hex(), "agent": "0x" + "a9" * 20, "name": "bot", "expiry": 10**12, "nonce": 79,
+         "timestamp": 9},
+    ),
+    "revoke": (
+        C.RevokeAgent(actor=C.Actor(ADDRESS, 0, bytes(20)), timestamp=9, nonce=80, agent=b"\xa9" * 20),
+        "RevokeAgent",
+        [("account", "address"), ("agent", "address"), ("nonce", "uint64"), ("timestamp", "uint64")],
+        {"account": "0x" + ADDRESS.hex(), "agent": "0x" + "a9" * 20, "nonce": 80, "timestamp": 9},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("action", sorted(ACCOUNT_ACTIONS))
+def test_account_actions_are_typed_data_a_wallet_can_show(action: str) -> None:
+    """Withdraw, transfer, approve, revoke: eth-account signs the documented struct; exos recovers the signer."""
+    from exos.signing import typed_data
+
+    command, primary, members, message = ACCOUNT_ACTIONS[action]
+    record = command.pack()
+    domain_type = [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ]
+    full = {
+        "types": {"EIP712Domain": domain_type, primary: [{"name": n, "type": t} for n, t in members]},
+        "primaryType": primary,
+        "domain": DOMAIN.typed_data(),
+        "message": message,
+    }
+    signature = bytes(Account.sign_typed_data(KEY, full_message=full).signature)
+    assert recover(record, signature, DOMAIN) == ADDRESS
+    assert typed_data(record, DOMAIN) == full
+    other = dict(message, nonce=message["nonce"] + 1)
+    wrong = bytes(Account.sign_typed_data(KEY, full_message=dict(full, message=other)).signature)
+    assert recover(record, wrong, DOMAIN) != ADDRESS

@@ -14,6 +14,17 @@ which any EIP-712 wallet or `eth_account.Account.sign_typed_data` produces; the 
 plain eth-account from this description alone. `source` names the deployment ("a" mainnet, "b"
 testnet, as Hyperliquid uses them).
 
+Account actions (withdraw, transfer, approve and revoke an agent) are signed as full typed data that
+a wallet shows field by field, under the same domain:
+
+    Withdraw(address account,uint16 subAccount,string asset,uint256 amount,uint64 nonce,uint64 timestamp)
+    Transfer(address account,uint16 subAccount,uint16 toSubAccount,string asset,uint256 amount,uint64 nonce,
+             uint64 timestamp)
+    ApproveAgent(address account,address agent,string name,uint64 expiry,uint64 nonce,uint64 timestamp)
+    RevokeAgent(address account,address agent,uint64 nonce,uint64 timestamp)
+
+(amounts in the asset's smallest unit; `typed_data(record, domain)` builds the whole message).
+
 Verification rejects what eth-account accepts silently: signatures that are not 65 bytes, `v`
 outside {27, 28} (0/1 and EIP-155 forms included), `r` or `s` of zero or not below the curve order,
 and high-s twins (`s > n/2`). Replay protection is the engine's nonce check on the signer, never the
@@ -26,13 +37,15 @@ the engine itself never imports this module.
 
 from __future__ import annotations
 
+import json
 import struct
+from typing import Any
 
 import attrs
 from coincurve import PublicKey
 from eth_hash.auto import keccak
 
-from exos.commands import ADDRESS_LEN, RECORD
+from exos.commands import ADDRESS_LEN, RECORD, Kind, split
 from exos.errors import ExosError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -93,18 +106,90 @@ def connection_id(record: bytes) -> bytes:
     return keccak(unsigned(record))
 
 
-def digest(record: bytes, domain: Domain, source: str = "a") -> bytes:
-    """The EIP-712 digest the signer signs for a trading command."""
+def agent_digest(record: bytes, domain: Domain, source: str = "a") -> bytes:
+    """The EIP-712 digest of a trading command: the Agent struct over its connection id."""
     struct_hash = keccak(keccak(AGENT_TYPE) + keccak(source.encode()) + connection_id(record))
     return keccak(b"\x19\x01" + domain.separator() + struct_hash)
 
 
-def typed_message(record: bytes, source: str = "a") -> dict[str, object]:
-    """The Agent message as eth-account's `sign_typed_data` takes it (with `AGENT_TYPES`)."""
-    return {"source": source, "connectionId": connection_id(record)}
-
-
 AGENT_TYPES = {"Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}]}
+
+# Account actions are signed as full typed data a wallet can show field by field.
+ACCOUNT_TYPES: dict[int, tuple[str, list[tuple[str, str]]]] = {
+    int(Kind.WITHDRAW): ("Withdraw", [("account", "address"), ("subAccount", "uint16"), ("asset", "string"),
+                                      ("amount", "uint256"), ("nonce", "uint64"), ("timestamp", "uint64")]),
+    int(Kind.TRANSFER): ("Transfer", [("account", "address"), ("subAccount", "uint16"), ("toSubAccount", "uint16"),
+                                      ("asset", "string"), ("amount", "uint256"), ("nonce", "uint64"),
+                                      ("timestamp", "uint64")]),
+    int(Kind.APPROVE_AGENT): ("ApproveAgent", [("account", "address"), ("agent", "address"), ("name", "string"),
+                                               ("expiry", "uint64"), ("nonce", "uint64"), ("timestamp", "uint64")]),
+    int(Kind.REVOKE_AGENT): ("RevokeAgent", [("account", "address"), ("agent", "address"), ("nonce", "uint64"),
+                                             ("timestamp", "uint64")]),
+}  # fmt: skip
+
+
+def account_message(record: bytes) -> tuple[str, list[tuple[str, str]], dict[str, Any]]:
+    """(primary type, its fields, the message) of an account action's record."""
+    kind = record[0]
+    if kind not in ACCOUNT_TYPES:
+        raise SignatureError(f"record: kind {kind} is not an account action")
+    fields, tail = split(record)
+    primary, members = ACCOUNT_TYPES[kind]
+    extra = json.loads(tail) if tail else {}
+    values: dict[str, Any] = {
+        "account": fields[10], "subAccount": fields[6], "toSubAccount": fields[7],
+        "asset": fields[13].rstrip(b"\0").decode(), "amount": int.from_bytes(fields[16], "little", signed=True),
+        "nonce": fields[9], "timestamp": fields[8],
+        "agent": bytes.fromhex(extra["agent"]) if "agent" in extra else b"", "name": extra.get("name", ""),
+        "expiry": extra.get("expiry", 0),
+    }  # fmt: skip
+    message = {name: values[name] for name, _ in members}
+    for name, type_ in members:
+        if type_.startswith("uint") and not 0 <= message[name] < 2 ** int(type_[4:]):
+            raise SignatureError(f"{primary}.{name}: {message[name]} does not fit {type_}")
+    return primary, members, message
+
+
+def _encode(type_: str, value: Any) -> bytes:
+    """One member in EIP-712 encodeData form."""
+    if type_ == "address":
+        return bytes(12) + bytes(value)
+    if type_ == "string":
+        return keccak(value.encode())
+    return int(value).to_bytes(32, "big")
+
+
+def account_digest(record: bytes, domain: Domain) -> bytes:
+    """The EIP-712 digest of an account action (withdraw, transfer, approve or revoke an agent)."""
+    primary, members, message = account_message(record)
+    type_string = f"{primary}({','.join(f'{t} {n}' for n, t in members)})".encode()
+    struct_hash = keccak(keccak(type_string) + b"".join(_encode(t, message[n]) for n, t in members))
+    return keccak(b"\x19\x01" + domain.separator() + struct_hash)
+
+
+def digest(record: bytes, domain: Domain, source: str = "a") -> bytes:
+    """The digest a command's signer signs: typed data for account actions, the Agent struct for trading."""
+    if record and record[0] in ACCOUNT_TYPES:
+        return account_digest(record, domain)
+    return agent_digest(record, domain, source)
+
+
+def typed_data(record: bytes, domain: Domain, source: str = "a") -> dict[str, Any]:
+    """A command's full EIP-712 typed data, as `eth_account.Account.sign_typed_data(full_message=...)` takes it."""
+    domain_type = [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ]
+    if record and record[0] in ACCOUNT_TYPES:
+        primary, members, message = account_message(record)
+        shown = {n: "0x" + v.hex() if isinstance(v, bytes) else v for n, v in message.items()}
+        types = {primary: [{"name": n, "type": t} for n, t in members]}
+    else:
+        primary, shown, types = "Agent", {"source": source, "connectionId": connection_id(record)}, AGENT_TYPES
+    return {"types": {"EIP712Domain": domain_type, **types}, "primaryType": primary, "domain": domain.typed_data(),
+            "message": shown}  # fmt: skip
 
 
 def recover(record: bytes, signature: bytes, domain: Domain, source: str = "a") -> bytes:
@@ -129,7 +214,7 @@ def recover(record: bytes, signature: bytes, domain: Domain, source: str = "a") 
 
 
 def sign(record: bytes, private_key: bytes, domain: Domain, source: str = "a") -> bytes:
-    """A 65-byte (r, s, v) signature of a trading command, low-s, v in {27, 28} (for clients and tests)."""
+    """A 65-byte (r, s, v) signature of a command, low-s, v in {27, 28} (for clients and tests)."""
     from coincurve import PrivateKey
 
     raw = PrivateKey(private_key).sign_recoverable(digest(record, domain, source), hasher=None)
