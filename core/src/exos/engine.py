@@ -667,6 +667,14 @@ class Engine:
         if ms.delays and not post_only:
             delay = market.taker_delay_ms  # type: ignore[attr-defined]
             if delay > 0 and self._marketable(ms, side, price):
+                if client_id is not None:  # unique per STP group among resting and waiting orders alike
+                    master = ledger.masters[account]
+                    if ms.book.order_by_client_id_raw(master, client_id) or self._held_by_client_id(
+                        ms, master, client_id
+                    ):
+                        available[account] += amount
+                        ledger.locked[asset][account] -= amount
+                        raise Rejection("DUPLICATE_CLIENT_ID", f"{ms.name}: the client id is in use")
                 self.next_order_id = order_id + 1
                 order = DelayedOrder(ms.index, account, side, price, size, tif, flags, stp, expiry, client_id, outcome,
                                      (initial[0], initial[1]), asset, amount, timestamp + delay)  # fmt: skip
@@ -931,10 +939,24 @@ class Engine:
         ms = self._market(fields)
         self._cancellable(ms)
         account = self._account(fields)
-        order = ms.book.order_by_client_id_raw(self.ledger.masters[account], fields[19])
+        master = self.ledger.masters[account]
+        order = ms.book.order_by_client_id_raw(master, fields[19])
         if order is None or order[7] != account:
-            raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order with that client id")
+            held = self._held_by_client_id(ms, master, fields[19])
+            if held is None or held[1].account != account:
+                raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order with that client id")
+            del self.delayed[held[0]]
+            self._drop_delayed(held[0], held[1], "user", seq, base, out, _USER)
+            return
         self._book_events(ms, ms.book.cancel_raw(order[0], ANY_OWNER, False), None, seq, base, out, _USER)
+
+    def _held_by_client_id(self, ms: MarketState, master: int, client_id: bytes) -> tuple[int, DelayedOrder] | None:
+        """A delayed order in `ms` of this STP group (the book's client-id scope) with this client id."""
+        masters = self.ledger.masters
+        for order_id, order in self.delayed.items():
+            if order.market == ms.index and order.client_id == client_id and masters[order.account] == master:
+                return order_id, order
+        return None
 
     def _cancel_all(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         account = self._account(fields)

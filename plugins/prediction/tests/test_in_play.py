@@ -125,3 +125,22 @@ def test_closing_the_market_cancels_waiting_orders_and_state_round_trips(pm: Mod
     closed = v.at(KICKOFF + 5, C.MarketAction, ADMIN, market="FINAL", action="close", args={})
     assert any(isinstance(e, E.OrderCancelled) and e.reason == "market_status" for e in closed)
     assert v.engine.balances(MAKER)["FINAL-Y"] == (5 * UNIT, 0)
+
+
+def test_a_delayed_order_answers_to_its_client_id(pm: ModuleType, tmp_path: Path) -> None:
+    """Cancel by client id reaches a waiting order, and its client id stays taken while it waits."""
+    v = Venue(pm, tmp_path)
+    v.at(2_000, C.MarketAction, MAKER, market="FINAL", action="split", args={"size": 5})
+    v.at(2_001, C.PlaceOrder, MAKER, market="FINAL", side=1, price=55, size=5)
+    v.at(KICKOFF, C.Tick, ADMIN)
+    cid = b"c" * 16
+    held = v.at(KICKOFF + 1, C.PlaceOrder, TAKER, market="FINAL", side=0, price=55, size=2, client_id=cid)
+    assert any(isinstance(e, E.OrderDelayed) for e in held)
+    before = v.engine.state_hash()
+    again = v.engine.submit(C.PlaceOrder(actor=C.Actor(TAKER), timestamp=KICKOFF + 1, market="FINAL", side=0,
+                                         price=55, size=1, client_id=cid))  # fmt: skip
+    assert isinstance(again[0], E.Rejected) and again[0].code == "DUPLICATE_CLIENT_ID"
+    assert v.engine.state_hash() == before
+    cancelled = v.at(KICKOFF + 2, C.CancelByClientId, TAKER, market="FINAL", client_id=cid)
+    assert [e.reason for e in cancelled if isinstance(e, E.OrderCancelled)] == ["user"]
+    assert v.usdc(TAKER) == (1000 * UNIT, 0)
