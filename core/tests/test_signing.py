@@ -46,6 +46,8 @@ def test_plain_eth_account_signatures_recover_the_signer() -> None:
     assert recover(record, sign(record, KEY, DOMAIN), DOMAIN) == ADDRESS
     # the signer field is not covered: whatever a client put there, the recovered signer replaces it
     assert recover(with_signer(record, b"\x99" * 20), signature, DOMAIN) == ADDRESS
+    # nor is the timestamp: the sequencer stamps it; the nonce dates the signature
+    assert recover(with_signer(record, ADDRESS, timestamp=123_456), signature, DOMAIN) == ADDRESS
     # and eth-account's own typed-data encoder agrees with the hand-written digest
     from exos.signing import digest, typed_data
 
@@ -140,32 +142,29 @@ ACCOUNT_ACTIONS = {
         C.Withdraw(actor=C.Actor(ADDRESS, 2, bytes(20)), timestamp=9, nonce=77, asset="USDC", amount=5 * 10**6),
         "Withdraw",
         [("account", "address"), ("subAccount", "uint16"), ("asset", "string"), ("amount", "uint256"),
-         ("nonce", "uint64"), ("timestamp", "uint64")],
-        {"account": "0x" + ADDRESS.hex(), "subAccount": 2, "asset": "USDC", "amount": 5 * 10**6, "nonce": 77,
-         "timestamp": 9},
+         ("nonce", "uint64")],
+        {"account": "0x" + ADDRESS.hex(), "subAccount": 2, "asset": "USDC", "amount": 5 * 10**6, "nonce": 77},
     ),
     "transfer": (
         C.Transfer(actor=C.Actor(ADDRESS, 0, bytes(20)), timestamp=9, nonce=78, asset="BTC", amount=3, to_sub=4),
         "Transfer",
         [("account", "address"), ("subAccount", "uint16"), ("toSubAccount", "uint16"), ("asset", "string"),
-         ("amount", "uint256"), ("nonce", "uint64"), ("timestamp", "uint64")],
+         ("amount", "uint256"), ("nonce", "uint64")],
         {"account": "0x" + ADDRESS.hex(), "subAccount": 0, "toSubAccount": 4, "asset": "BTC", "amount": 3,
-         "nonce": 78, "timestamp": 9},
+         "nonce": 78},
     ),
     "approve": (
         C.ApproveAgent(actor=C.Actor(ADDRESS, 0, bytes(20)), timestamp=9, nonce=79, agent=b"\xa9" * 20, name="bot",
                        expiry=10**12),
         "ApproveAgent",
-        [("account", "address"), ("agent", "address"), ("name", "string"), ("expiry", "uint64"), ("nonce", "uint64"),
-         ("timestamp", "uint64")],
-        {"account": "0x" + ADDRESS.hex(), "agent": "0x" + "a9" * 20, "name": "bot", "expiry": 10**12, "nonce": 79,
-         "timestamp": 9},
+        [("account", "address"), ("agent", "address"), ("name", "string"), ("expiry", "uint64"), ("nonce", "uint64")],
+        {"account": "0x" + ADDRESS.hex(), "agent": "0x" + "a9" * 20, "name": "bot", "expiry": 10**12, "nonce": 79},
     ),
     "revoke": (
         C.RevokeAgent(actor=C.Actor(ADDRESS, 0, bytes(20)), timestamp=9, nonce=80, agent=b"\xa9" * 20),
         "RevokeAgent",
-        [("account", "address"), ("agent", "address"), ("nonce", "uint64"), ("timestamp", "uint64")],
-        {"account": "0x" + ADDRESS.hex(), "agent": "0x" + "a9" * 20, "nonce": 80, "timestamp": 9},
+        [("account", "address"), ("agent", "address"), ("nonce", "uint64")],
+        {"account": "0x" + ADDRESS.hex(), "agent": "0x" + "a9" * 20, "nonce": 80},
     ),
 }  # fmt: skip
 

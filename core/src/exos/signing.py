@@ -1,9 +1,10 @@
 """Signing trading commands the way Hyperliquid signs actions: an EIP-712 `Agent` struct over the action's hash.
 
 What is signed. A command's canonical record (`exos.commands`, the bytes the journal stores) with its
-20-byte signer field zeroed: the signer is what verification recovers, so it cannot be part of what
-is signed. The record already holds the nonce, the account address and the sub-account, so one hash
-binds all of them: `connection_id = keccak256(record with signer = 0)`. The signer signs the EIP-712
+timestamp and its 20-byte signer zeroed: the signer is what verification recovers, and the time is
+the sequencer's to stamp (the nonce, the client's clock in ms, dates the signature). The record holds
+the nonce, the account address and the sub-account, so one hash binds all of them:
+`connection_id = keccak256(record with timestamp = 0 and signer = 0)`. The signer signs the EIP-712
 typed data
 
     domain:  EIP712Domain(string name, string version, uint256 chainId, address verifyingContract)
@@ -17,11 +18,10 @@ testnet, as Hyperliquid uses them).
 Account actions (withdraw, transfer, approve and revoke an agent) are signed as full typed data that
 a wallet shows field by field, under the same domain:
 
-    Withdraw(address account,uint16 subAccount,string asset,uint256 amount,uint64 nonce,uint64 timestamp)
-    Transfer(address account,uint16 subAccount,uint16 toSubAccount,string asset,uint256 amount,uint64 nonce,
-             uint64 timestamp)
-    ApproveAgent(address account,address agent,string name,uint64 expiry,uint64 nonce,uint64 timestamp)
-    RevokeAgent(address account,address agent,uint64 nonce,uint64 timestamp)
+    Withdraw(address account,uint16 subAccount,string asset,uint256 amount,uint64 nonce)
+    Transfer(address account,uint16 subAccount,uint16 toSubAccount,string asset,uint256 amount,uint64 nonce)
+    ApproveAgent(address account,address agent,string name,uint64 expiry,uint64 nonce)
+    RevokeAgent(address account,address agent,uint64 nonce)
 
 (amounts in the asset's smallest unit; `typed_data(record, domain)` builds the whole message).
 
@@ -50,7 +50,8 @@ from exos.errors import ExosError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = SECP256K1_N // 2
-SIGNER_OFFSET = struct.calcsize("<BBBBBBHHqQ20s")  # the record's signer follows kind .. nonce and the address
+TIMESTAMP_OFFSET = struct.calcsize("<BBBBBBHH")  # the record's timestamp follows kind .. sub-accounts
+SIGNER_OFFSET = struct.calcsize("<BBBBBBHHqQ20s")  # the signer follows the timestamp, the nonce and the address
 DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 AGENT_TYPE = b"Agent(string source,bytes32 connectionId)"
 
@@ -90,14 +91,20 @@ class Domain:
 
 
 def unsigned(record: bytes) -> bytes:
-    """A canonical record with its signer field zeroed: what the signature covers."""
+    """A canonical record with its timestamp and signer zeroed: what the signature covers.
+
+    The sequencer stamps the time and verification supplies the signer; the nonce (the client's
+    clock, ms) is what ties a signature to a moment (see the engine's nonce window)."""
     if len(record) < RECORD.size:
         raise SignatureError(f"record: {len(record)} bytes is shorter than {RECORD.size}")
-    return record[:SIGNER_OFFSET] + bytes(ADDRESS_LEN) + record[SIGNER_OFFSET + ADDRESS_LEN :]
+    return (record[:TIMESTAMP_OFFSET] + bytes(8) + record[TIMESTAMP_OFFSET + 8 : SIGNER_OFFSET] + bytes(ADDRESS_LEN)
+            + record[SIGNER_OFFSET + ADDRESS_LEN :])  # fmt: skip
 
 
-def with_signer(record: bytes, signer: bytes) -> bytes:
-    """The record with the recovered signer filled in (what the gateway forwards to the engine)."""
+def with_signer(record: bytes, signer: bytes, timestamp: int | None = None) -> bytes:
+    """The record with the recovered signer (and the sequencer's timestamp) filled in: what the engine gets."""
+    if timestamp is not None:
+        record = record[:TIMESTAMP_OFFSET] + struct.pack("<q", timestamp) + record[TIMESTAMP_OFFSET + 8 :]
     return record[:SIGNER_OFFSET] + signer + record[SIGNER_OFFSET + ADDRESS_LEN :]
 
 
@@ -117,14 +124,12 @@ AGENT_TYPES = {"Agent": [{"name": "source", "type": "string"}, {"name": "connect
 # Account actions are signed as full typed data a wallet can show field by field.
 ACCOUNT_TYPES: dict[int, tuple[str, list[tuple[str, str]]]] = {
     int(Kind.WITHDRAW): ("Withdraw", [("account", "address"), ("subAccount", "uint16"), ("asset", "string"),
-                                      ("amount", "uint256"), ("nonce", "uint64"), ("timestamp", "uint64")]),
+                                      ("amount", "uint256"), ("nonce", "uint64")]),
     int(Kind.TRANSFER): ("Transfer", [("account", "address"), ("subAccount", "uint16"), ("toSubAccount", "uint16"),
-                                      ("asset", "string"), ("amount", "uint256"), ("nonce", "uint64"),
-                                      ("timestamp", "uint64")]),
+                                      ("asset", "string"), ("amount", "uint256"), ("nonce", "uint64")]),
     int(Kind.APPROVE_AGENT): ("ApproveAgent", [("account", "address"), ("agent", "address"), ("name", "string"),
-                                               ("expiry", "uint64"), ("nonce", "uint64"), ("timestamp", "uint64")]),
-    int(Kind.REVOKE_AGENT): ("RevokeAgent", [("account", "address"), ("agent", "address"), ("nonce", "uint64"),
-                                             ("timestamp", "uint64")]),
+                                               ("expiry", "uint64"), ("nonce", "uint64")]),
+    int(Kind.REVOKE_AGENT): ("RevokeAgent", [("account", "address"), ("agent", "address"), ("nonce", "uint64")]),
 }  # fmt: skip
 
 
@@ -139,7 +144,7 @@ def account_message(record: bytes) -> tuple[str, list[tuple[str, str]], dict[str
     values: dict[str, Any] = {
         "account": fields[10], "subAccount": fields[6], "toSubAccount": fields[7],
         "asset": fields[13].rstrip(b"\0").decode(), "amount": int.from_bytes(fields[16], "little", signed=True),
-        "nonce": fields[9], "timestamp": fields[8],
+        "nonce": fields[9],
         "agent": bytes.fromhex(extra["agent"]) if "agent" in extra else b"", "name": extra.get("name", ""),
         "expiry": extra.get("expiry", 0),
     }  # fmt: skip
