@@ -75,7 +75,7 @@ tick_size = "0.1"
 lot_size = "0.001"
 """
 
-VENUE_KEYS = "admins, compliance, fee_account, journal, name, nonce_window_ms"
+VENUE_KEYS = "admins, chain_id, compliance, faucet, fee_account, journal, name, nonce_window_ms, verifying_contract"
 MARKET_KEYS = (
     "base, compliance, fee_model, fees, lot_size, max_levels, max_orders, min_notional, min_size, name, params, quote, "
     "status, tick_size, type"

@@ -130,6 +130,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a venue over HTTP (needs `pip install "exos[server]"`)."""
+    from exos.server import serve
+
+    return serve(args.manifest, args.host, args.port, args.journal)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Recover a journal directory and print its state hash."""
     from exos.recovery import replay_directory
@@ -210,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--accounts", type=int, default=1000)
     simulate.add_argument("--journal", help="journal directory (recovered first if it exists)")
     simulate.set_defaults(run=cmd_simulate)
+    serve = sub.add_parser("serve", help="serve a venue over HTTP: signed actions, books, accounts, a faucet")
+    serve.add_argument("manifest")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--journal", help="journal directory (recovered first if it exists)")
+    serve.set_defaults(run=cmd_serve)
     replay = sub.add_parser("replay", help="recover a journal directory and print its state hash")
     replay.add_argument("directory")
     replay.set_defaults(run=cmd_replay)

@@ -89,6 +89,9 @@ class VenueSpec:
     # signed-nonce window (ms): a nonce must lie in (timestamp - past, timestamp + future); None: no window
     nonce_window: tuple[int, int] | None = None
     compliance: tuple[str, ...] = ()  # compliance policies checked venue-wide (deposits, withdrawals, every order)
+    chain_id: int = 1337  # the EIP-712 signing domain: the venue's name, version "1", this chain id, and
+    verifying_contract: bytes = bytes(20)  # this verifying address
+    faucet: Mapping[str, Decimal] = attrs.field(factory=dict, hash=False)  # `exos serve` hands these out (demos)
 
 
 @attrs.frozen
@@ -432,7 +435,10 @@ class _Parser:
             first[name] = i
 
     def venue(self, t: dict[str, Any]) -> VenueSpec:
-        self.keys("venue", t, ("name", "admins", "fee_account"), ("journal", "nonce_window_ms", "compliance"))
+        self.keys(
+            "venue", t, ("name", "admins", "fee_account"),
+            ("journal", "nonce_window_ms", "compliance", "chain_id", "verifying_contract", "faucet"),
+        )  # fmt: skip
         name = self.string("venue.name", t["name"])
         if not name.strip():
             self.fail("venue.name", "must be a non-empty string", name)
@@ -465,9 +471,19 @@ class _Parser:
             future = self.integer("venue.nonce_window_ms[1]", window[1], 1, 10**12)
             nonce_window = (past, future)
         compliance = self.policy_names("venue.compliance", t.get("compliance", []))
+        chain_id = self.integer("venue.chain_id", t.get("chain_id", 1337), 1, 2**64 - 1)
+        verifying = self.address("venue.verifying_contract", t.get("verifying_contract", "0x" + "00" * 20))
+        faucet_table = self.table("venue.faucet", t.get("faucet", {}))
+        faucet = {}
+        for symbol, amount in faucet_table.items():
+            value = self.decimal(f"venue.faucet.{symbol}", amount)
+            if value <= 0:
+                self.fail(f"venue.faucet.{symbol}", "must be > 0", amount)
+            faucet[symbol] = value
         return VenueSpec(
             name=name, admins=admins, fee_account=fee_account, journal=journal, nonce_window=nonce_window,
-            compliance=compliance,
+            compliance=compliance, chain_id=chain_id, verifying_contract=verifying,
+            faucet=types.MappingProxyType(faucet),
         )  # fmt: skip
 
     def policy_names(self, location: str, value: object) -> tuple[str, ...]:

@@ -1,0 +1,158 @@
+"""`exos serve` over a real loopback socket: a client from the documented schemas places and cancels orders."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from eth_account import Account
+from eth_hash.auto import keccak
+
+from exos import commands as C
+from exos.engine import Engine
+from exos.server import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+TRADER = bytes.fromhex(Account.from_key(KEY).address[2:])
+CHAIN_ID, VERIFIER = 31337, "0x" + "e0" * 20
+
+
+def manifest(tmp_path: Path) -> Path:
+    """The spot example with a signing domain and a faucet."""
+    text = (
+        (ROOT / "examples" / "spot.toml")
+        .read_text()
+        .replace(
+            'journal = "journal"',
+            f'journal = "journal"\nchain_id = {CHAIN_ID}\nverifying_contract = "{VERIFIER}"\n'
+            'faucet = { USDC = "10000", BTC = "1" }',
+        )
+    )
+    path = tmp_path / "venue.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """The app on uvicorn in a thread, on a free loopback port; the test's clock makes timestamps."""
+    engine = Engine.from_manifest(manifest(tmp_path), journal=tmp_path / "journal")
+    ticks = iter(range(1_000, 10**9))
+    app = create_app(engine, clock=lambda: next(ticks))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", engine
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+
+
+def signed(command: C.Command) -> dict[str, str]:
+    """Sign a command as a client that read only the README: EIP-712 Agent over keccak of the zeroed record."""
+    record = bytearray(command.pack())
+    record[10:18] = bytes(8)  # timestamp: the sequencer's
+    record[46:66] = bytes(20)  # signer: what the server recovers
+    domain = {"name": "exos spot demo", "version": "1", "chainId": CHAIN_ID, "verifyingContract": VERIFIER}
+    types = {"Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}]}
+    message = {"source": "a", "connectionId": keccak(bytes(record))}
+    signature = Account.sign_typed_data(KEY, domain, types, message).signature
+    return {"record": "0x" + bytes(record).hex(), "signature": "0x" + bytes(signature).hex()}
+
+
+def order(nonce: int, side: int = 0, price: int = 6_500_000, size: int = 3) -> C.PlaceOrder:
+    """An order for the trader (timestamp and signer are ignored by the server)."""
+    return C.PlaceOrder(actor=C.Actor(TRADER), timestamp=0, nonce=nonce, market="BTC-USDC", side=side, price=price,
+                        size=size)  # fmt: skip
+
+
+def test_place_and_cancel_through_the_api(server: tuple[str, Engine]) -> None:
+    """Faucet, a signed order, the book and the account show it, a signed cancel removes it; all journaled."""
+    base, engine = server
+    with httpx.Client(base_url=base, timeout=10) as client:
+        credited = client.post("/v1/faucet", json={"address": "0x" + TRADER.hex()}).json()
+        assert credited == {"credited": {"BTC": str(10**8), "USDC": str(10_000 * 10**6)}}
+        placed = client.post("/v1/actions", json=signed(order(1_700_000_000_001))).json()
+        assert placed["accepted"] is True and placed["signer"] == "0x" + TRADER.hex()
+        accepted = next(e for e in placed["events"] if e["type"] == "OrderAccepted")
+        book = client.get("/v1/markets/BTC-USDC/book").json()
+        assert book["bids"] == [["6500000", "3", "1"]]
+        account = client.get(f"/v1/accounts/0x{TRADER.hex()}").json()
+        assert account["balances"]["USDC"]["locked"] == str(6_500_000 * 3)
+        assert [o["order_id"] for o in account["open_orders"]] == [accepted["order_id"]]
+        cancel = C.CancelOrder(actor=C.Actor(TRADER), timestamp=0, nonce=1_700_000_000_002, market="BTC-USDC",
+                               order_id=int(accepted["order_id"]))  # fmt: skip
+        assert client.post("/v1/actions", json=signed(cancel)).json()["accepted"] is True
+        assert client.get("/v1/markets/BTC-USDC/book").json()["bids"] == []
+        markets = client.get("/v1/markets").json()
+        assert [m["name"] for m in markets] == ["BTC-USDC", "ETH-USDC"]
+    assert engine.seq == 4  # two faucet deposits, the order, the cancel: each journaled before its answer
+
+
+def test_replays_bad_signatures_and_bad_requests_are_refused(server: tuple[str, Engine]) -> None:
+    """A replayed action hits the nonce; malleable or foreign signatures and loose JSON get the error envelope."""
+    base, engine = server
+    with httpx.Client(base_url=base, timeout=10) as client:
+        client.post("/v1/faucet", json={"address": "0x" + TRADER.hex()})
+        body = signed(order(1_700_000_000_005))
+        assert client.post("/v1/actions", json=body).json()["accepted"] is True
+        replay = client.post("/v1/actions", json=body).json()
+        assert replay["accepted"] is False and replay["events"][0]["code"] == "NONCE"
+        signature = bytes.fromhex(body["signature"][2:])
+        n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1's order
+        s = int.from_bytes(signature[32:64], "big")
+        high_s = signature[:32] + (n - s).to_bytes(32, "big") + bytes([55 - signature[64]])
+        twin = client.post("/v1/actions", json={"record": body["record"], "signature": "0x" + high_s.hex()})
+        assert twin.status_code == 400 and twin.json()["error"]["code"] == "BAD_SIGNATURE"
+        loose = client.post("/v1/actions", json={"record": body["record"], "signature": body["signature"], "x": 1})
+        assert loose.status_code == 422 and loose.json()["error"]["code"] == "BAD_REQUEST"
+        numeric = client.post("/v1/faucet", json={"address": "0x" + TRADER.hex(), "sub": 1.5})
+        assert numeric.status_code == 422
+        assert client.get("/v1/markets/NOPE/book").status_code == 404
+        big = client.post(
+            "/v1/actions", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"}
+        )
+        assert big.status_code == 413 and big.json()["error"]["code"] == "BODY_TOO_LARGE"
+    assert engine.seq == 4  # two faucet deposits, the order and its replay: refusals never reached the engine
+
+
+def test_exos_serve_prints_where_it_listens_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The CLI binds 127.0.0.1, says `listening on http://...`, answers, and exits 0 on SIGTERM."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exos.cli", "serve", str(manifest(tmp_path)), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == f"listening on http://127.0.0.1:{port}", line + (
+            process.stderr.read() if process.stderr else ""
+        )
+        reply: Any = httpx.get(f"http://127.0.0.1:{port}/v1/markets", timeout=10).json()
+        assert reply[0]["name"] == "BTC-USDC"
+    finally:
+        process.terminate()
+        code = process.wait(timeout=20)
+        process.stdout.close() if process.stdout else None
+        process.stderr.close() if process.stderr else None
+    assert code == 0
