@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,32 @@ def test_exos_serve_prints_where_it_listens_and_stops_on_sigterm(tmp_path: Path)
         process.stdout.close() if process.stdout else None
         process.stderr.close() if process.stderr else None
     assert code == 0
+
+
+def test_the_python_client_signs_safe_nonces_across_threads(server: tuple[str, Engine]) -> None:
+    """exos.client: 8 threads x 25 orders from one signer, no nonce refused; human decimals round to tick and lot."""
+    from exos.client import Client
+
+    base, _ = server
+    with Client(base, KEY) as client:
+        _client_session(client)
+
+
+def _client_session(client: Any) -> None:
+    """The client test's body (the client is closed by the caller)."""
+    assert client.address == TRADER and client.domain.chain_id == CHAIN_ID
+    client.faucet()
+    assert client.ticks("BTC-USDC", "65000.019") == 6_500_001 and client.lots("BTC-USDC", "0.00029") == 2
+
+    def burst(n: int) -> list[bool]:
+        return [client.place("BTC-USDC", "buy", "60000", "0.0001").accepted for _ in range(n)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [ok for batch in pool.map(burst, [25] * 8) for ok in batch]
+    assert results.count(True) == 200
+    placed = client.place("BTC-USDC", "sell", "70000", "0.0002")
+    assert placed.accepted and placed.order_id is not None
+    assert client.cancel("BTC-USDC", placed.order_id).accepted
+    assert len(client.account()["open_orders"]) == 200
+    refused = client.cancel("BTC-USDC", placed.order_id)
+    assert (refused.accepted, refused.code) == (False, "UNKNOWN_ORDER")

@@ -141,6 +141,12 @@ def create_app(engine: Engine, *, clock: Callable[[], int] | None = None) -> Fas
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _error(422, "BAD_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
 
+    @app.get("/v1/info", responses=ERRORS)
+    async def info() -> dict[str, str]:
+        """The venue's EIP-712 signing domain (what clients sign under)."""
+        return {"name": domain.name, "version": domain.version, "chain_id": str(domain.chain_id),
+                "verifying_contract": "0x" + domain.verifying_contract.hex()}  # fmt: skip
+
     @app.get("/v1/markets", responses=ERRORS)
     async def markets() -> list[dict[str, Any]]:
         """Every market with its listing (tick and lot as decimal strings) and status."""
