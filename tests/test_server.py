@@ -186,3 +186,42 @@ def _client_session(client: Any) -> None:
     assert len(client.account()["open_orders"]) == 200
     refused = client.cancel("BTC-USDC", placed.order_id)
     assert (refused.accepted, refused.code) == (False, "UNKNOWN_ORDER")
+
+
+def _start(path: Path, port: int, journal: Path) -> subprocess.Popen[str]:
+    """`exos serve` with a journal, once it says where it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exos.cli", "serve", str(path), "--port", str(port), "--journal", str(journal)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("listening on http://127.0.0.1:")
+    return process
+
+
+def test_acknowledged_orders_survive_a_sigkill(tmp_path: Path) -> None:
+    """Orders the API acknowledged are in the journal: after SIGKILL and a restart they are still open."""
+    from exos.client import Client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path, journal = manifest(tmp_path), tmp_path / "api-journal"
+    process = _start(path, port, journal)
+    try:
+        with Client(f"http://127.0.0.1:{port}", KEY) as client:
+            client.faucet()
+            ids = [client.place("BTC-USDC", "buy", str(60_000 + i), "0.0001").order_id for i in range(20)]
+    finally:
+        process.kill()  # SIGKILL: no shutdown, no flush beyond what each answer already waited for
+        process.wait(timeout=20)
+        process.stdout.close() if process.stdout else None
+    process = _start(path, port, journal)
+    try:
+        with Client(f"http://127.0.0.1:{port}", KEY) as client:
+            open_ids = sorted(int(o["order_id"]) for o in client.account()["open_orders"])
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stdout.close() if process.stdout else None
+    assert open_ids == sorted(i for i in ids if i is not None) and len(open_ids) == 20
