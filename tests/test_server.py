@@ -225,3 +225,25 @@ def test_acknowledged_orders_survive_a_sigkill(tmp_path: Path) -> None:
         process.wait(timeout=20)
         process.stdout.close() if process.stdout else None
     assert open_ids == sorted(i for i in ids if i is not None) and len(open_ids) == 20
+
+
+def test_a_signed_batch_gives_a_result_per_item(server: tuple[str, Engine]) -> None:
+    """Valid items apply in order under one commit; a bad signature fails only its own item."""
+    base, engine = server
+    before = engine.seq
+    with httpx.Client(base_url=base, timeout=10) as client:
+        client.post("/v1/faucet", json={"address": "0x" + TRADER.hex()})
+        good = [signed(order(1_700_000_000_100 + i, price=6_000_000 + i)) for i in range(3)]
+        bad = dict(good[1], signature=good[0]["signature"])  # another action's signature: someone else signed it
+        replayed = good[2]
+        body = {"actions": [good[0], bad, good[1], good[2], replayed]}
+        results = client.post("/v1/actions/batch", json=body).json()["results"]
+        assert [r.get("accepted") for r in results] == [True, False, True, True, False]
+        assert results[1]["signer"] != "0x" + TRADER.hex()  # recovered someone without an account
+        assert results[1]["events"][0]["code"] == "NOT_AUTHORISED"
+        assert results[4]["events"][0]["code"] == "NONCE"
+        bids = client.get("/v1/markets/BTC-USDC/book").json()["bids"]
+        assert [b[0] for b in bids] == ["6000002", "6000001", "6000000"]
+        too_many = client.post("/v1/actions/batch", json={"actions": [good[0]] * 101})
+        assert too_many.status_code == 422
+    assert engine.seq == before + 2 + 5  # the faucet's two deposits, then every item reached the engine

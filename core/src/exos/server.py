@@ -59,6 +59,13 @@ class SignedAction(BaseModel):
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
 
 
+class SignedBatch(BaseModel):
+    """Up to MAX_BATCH signed actions, applied in order under one journal commit."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    actions: list[SignedAction] = Field(min_length=1, max_length=100)
+
+
 class FaucetRequest(BaseModel):
     """Ask the faucet for the manifest's amounts."""
 
@@ -119,6 +126,16 @@ class Sequencer:
         """Apply one record (durable before this returns, with a journal); its decoded events."""
         async with self.lock:
             return decode_all(self.engine.submit_records([record]))
+
+    async def apply_many(self, signed: list[tuple[bytes, bytes]]) -> list[list[Any]]:
+        """Stamp and apply (record, signer) pairs as one group commit; each command's decoded events."""
+        async with self.lock:
+            now = self.now()
+            events = decode_all(self.engine.submit_records([with_signer(r, s, now) for r, s in signed]))
+        grouped: dict[int, list[Any]] = {}
+        for event in events:
+            grouped.setdefault(event.seq, []).append(event)
+        return list(grouped.values())
 
 
 def create_app(engine: Engine, *, clock: Callable[[], int] | None = None) -> FastAPI:
@@ -222,6 +239,36 @@ def create_app(engine: Engine, *, clock: Callable[[], int] | None = None) -> Fas
         events = await sequencer.apply(with_signer(record, signer, sequencer.now()))
         done = events[-1]
         return {"accepted": done.accepted, "signer": "0x" + signer.hex(), "events": [_event(e) for e in events]}
+
+    @app.post("/v1/actions/batch", responses=ERRORS)
+    async def batch(body: SignedBatch) -> Any:
+        """Verify each action, apply the valid ones in order under one journal commit; a result per item."""
+        results: list[dict[str, Any] | None] = []
+        valid: list[tuple[bytes, bytes]] = []
+        for item in body.actions:
+            record = bytes.fromhex(item.record[2:])
+            try:
+                C.split(record)
+                signer = recover(record, bytes.fromhex(item.signature[2:]), domain)
+            except SignatureError as exc:
+                results.append({"error": {"code": exc.code, "message": exc.message}})
+                continue
+            except ExosError as exc:
+                results.append({"error": {"code": "BAD_RECORD", "message": exc.message}})
+                continue
+            results.append(None)
+            valid.append((record, signer))
+        applied = iter(await sequencer.apply_many(valid)) if valid else iter(())
+        signers = iter(signer for _, signer in valid)
+        out = []
+        for result in results:
+            if result is not None:
+                out.append(result)
+                continue
+            events = next(applied)
+            out.append({"accepted": events[-1].accepted, "signer": "0x" + next(signers).hex(),
+                        "events": [_event(e) for e in events]})  # fmt: skip
+        return {"results": out}
 
     @app.post("/v1/faucet", responses=ERRORS)
     async def faucet(body: FaucetRequest) -> Any:
