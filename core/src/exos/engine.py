@@ -14,7 +14,7 @@ import gc
 import hashlib
 import struct
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -660,26 +660,25 @@ class Engine:
                 "INSUFFICIENT_BALANCE",
                 f"{ledger.assets[asset].symbol}: order needs {amount}, available {available[account]}",
             )
+        client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
+        delay = 0
+        if ms.delays and not post_only:
+            delay = market.taker_delay_ms  # type: ignore[attr-defined]
+            if delay > 0 and not self._marketable(ms, side, price):
+                delay = 0  # an order that would rest enters the book at once
+            if delay > 0 and client_id is not None:  # unique per STP group among resting and waiting orders
+                master = ledger.masters[account]
+                if ms.book.order_by_client_id_raw(master, client_id) or self._held_by_client_id(ms, master, client_id):
+                    raise Rejection("DUPLICATE_CLIENT_ID", f"{ms.name}: the client id is in use")
         available[account] -= amount
         ledger.locked[asset][account] += amount
         order_id = self.next_order_id
-        client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
-        if ms.delays and not post_only:
-            delay = market.taker_delay_ms  # type: ignore[attr-defined]
-            if delay > 0 and self._marketable(ms, side, price):
-                if client_id is not None:  # unique per STP group among resting and waiting orders alike
-                    master = ledger.masters[account]
-                    if ms.book.order_by_client_id_raw(master, client_id) or self._held_by_client_id(
-                        ms, master, client_id
-                    ):
-                        available[account] += amount
-                        ledger.locked[asset][account] -= amount
-                        raise Rejection("DUPLICATE_CLIENT_ID", f"{ms.name}: the client id is in use")
-                self.next_order_id = order_id + 1
-                order = DelayedOrder(ms.index, account, side, price, size, tif, flags, stp, expiry, client_id, outcome,
-                                     (initial[0], initial[1]), asset, amount, timestamp + delay)  # fmt: skip
-                self._hold(ms, order_id, order, fields[1], fields[14], seq, base, out)
-                return
+        if delay > 0:
+            self.next_order_id = order_id + 1
+            order = DelayedOrder(ms.index, account, side, price, size, tif, flags, stp, expiry, client_id, outcome,
+                                 (initial[0], initial[1]), asset, amount, timestamp + delay)  # fmt: skip
+            self._hold(ms, order_id, order, fields[1], fields[14], seq, base, out)
+            return
         result = ms.book.place_engine(
             order_id,
             ledger.masters[account],
@@ -796,13 +795,21 @@ class Engine:
                     order.size, reason, 0))  # fmt: skip
 
     def cancel_delayed(
-        self, market: int, account: int | None, reason: str, seq: int, base: int, out: list[RawEvent], cause: int
-    ) -> None:
-        """Cancel the delayed orders of a market (of one account, or all), in arrival order."""
+        self, reason: str, seq: int, base: int, out: list[RawEvent], cause: int, *, market: int | None = None,
+        accounts: Container[int] | None = None,
+    ) -> None:  # fmt: skip
+        """Cancel delayed orders (of one market and/or some accounts; None: any), in arrival order."""
         for order_id, order in list(self.delayed.items()):
-            if order.market == market and (account is None or order.account == account):
+            if (market is None or order.market == market) and (accounts is None or order.account in accounts):
                 del self.delayed[order_id]
                 self._drop_delayed(order_id, order, reason, seq, base, out, cause)
+
+    def cancel_market_orders(self, ms: MarketState, seq: int, base: int, out: list[RawEvent], cause: int) -> None:
+        """Cancel every resting order of a market (owners in index order) and its delayed ones, releasing locks."""
+        for owner in sorted({o.owner for o in ms.book.orders()}):
+            self._book_events(ms, ms.book.cancel_all_raw(owner, -1, 0), None, seq, base, out, cause)
+        if self.delayed:
+            self.cancel_delayed("market_status", seq, base, out, cause, market=ms.index)
 
     def _book_events(
         self,
@@ -971,7 +978,7 @@ class Engine:
             raw = ms.book.cancel_all_raw(master, 0, account)
             self._book_events(ms, raw, None, seq, base, out, _USER)
             if self.delayed:
-                self.cancel_delayed(ms.index, account, "user", seq, base, out, _USER)
+                self.cancel_delayed("user", seq, base, out, _USER, market=ms.index, accounts=(account,))
 
     def _amend(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         ms = self._market(fields)
@@ -1113,10 +1120,9 @@ class Engine:
             for ms in self.markets:
                 if ms.status < Status.HALTED:
                     self._book_events(ms, ms.book.cancel_all_raw(master, -1, 0), None, seq, base, out, _SYSTEM)
-            for account, (owner, _) in enumerate(self.ledger.accounts):
-                if owner == address:
-                    for ms in self.markets:
-                        self.cancel_delayed(ms.index, account, "compliance", seq, base, out, _SYSTEM)
+            if self.delayed:
+                owned = {i for i, (owner, _) in enumerate(self.ledger.accounts) if owner == address}
+                self.cancel_delayed("compliance", seq, base, out, _SYSTEM, accounts=owned)
 
     def _market_action(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         """A market type's own command: the market validates, then acts through a Context."""
@@ -1154,9 +1160,7 @@ class Engine:
         ms.status = status
         out.append((seq, len(out) - base, _USER, int(EventKind.MARKET_STATUS_CHANGED), ms.name, _STATUS_NAMES[status]))
         if status == Status.SETTLED:  # a settled market holds nothing: every order is cancelled, locks released
-            for owner in sorted({o.owner for o in ms.book.orders()}):
-                self._book_events(ms, ms.book.cancel_all_raw(owner, -1, 0), None, seq, base, out, _SETTLEMENT)
-            self.cancel_delayed(ms.index, None, "market_status", seq, base, out, _SETTLEMENT)
+            self.cancel_market_orders(ms, seq, base, out, _SETTLEMENT)
         self.plugins.notify_market_status_changed(market_id=ms.index, name=ms.name, status=_STATUS_NAMES[status])
 
     def _list_asset_command(

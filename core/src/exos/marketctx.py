@@ -145,12 +145,7 @@ class Context(View):
     def cancel_orders(self, market_id: int) -> None:
         """Cancel every resting order of a market (owners in index order), releasing locks."""
         engine = self._engine
-        ms = engine.markets[market_id]
-        for owner in sorted({o.owner for o in ms.book.orders()}):
-            raw = ms.book.cancel_all_raw(owner, -1, 0)
-            engine._book_events(ms, raw, None, self._seq, self._base, self._out, self._cause)
-        if engine.delayed:
-            engine.cancel_delayed(market_id, None, "market_status", self._seq, self._base, self._out, self._cause)
+        engine.cancel_market_orders(engine.markets[market_id], self._seq, self._base, self._out, self._cause)
 
     def emit(self, market_id: int, name: str, detail: Mapping[str, Any]) -> None:
         """Append a MarketEvent with canonical JSON detail."""
