@@ -7,10 +7,26 @@ Perpetuals and outcome markets add theirs when they land; this is where unified 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from exos.protocols import API_VERSION
 
 if TYPE_CHECKING:
     from exos.engine import Engine
+
+
+class FullyCollateralised:
+    """The `MarginProvider` of a fully collateralised market type: an account needs exactly what its orders lock.
+
+    A market type's plugin subclasses it with its own `name` (spot, prediction)."""
+
+    api_version = API_VERSION
+    name = ""
+
+    def requirement(self, account: int, locks: Mapping[int, int]) -> dict[int, int]:
+        """Per asset, the account's locked balance."""
+        return {asset: amount for asset, amount in locks.items() if amount}
 
 
 def order_locks(engine: Engine, account: int, market_type: str) -> dict[int, int]:

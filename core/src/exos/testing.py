@@ -90,6 +90,7 @@ from exos.protocols import (
     OrderRejection,
     StatefulPlugin,
 )
+from exos.rates import CENTIBPS_PER_UNIT
 
 __all__ = [
     "CENTIBPS_PER_UNIT",
@@ -104,7 +105,6 @@ __all__ = [
     "forbid_nondeterminism",
 ]
 
-CENTIBPS_PER_UNIT = 1_000_000  # a rate of one centibp (a hundredth of a basis point) is 1e-6
 BUY, SELL = 0, 1
 SLOT_LIMIT = 2**64  # the book stores an order's slots as u64
 I64_MAX = 2**63 - 1  # the engine refuses an order whose price x size does not fit

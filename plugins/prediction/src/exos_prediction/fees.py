@@ -12,15 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from exos.protocols import API_VERSION
+from exos.rates import CENTIBPS_PER_UNIT, venue_fee
 
-SCALE = 1_000_000  # centi-basis-points per unit
-
-
-def rounded_fee(numerator: int, centibps: int, denominator: int) -> int:
-    """centibps × numerator / (SCALE × denominator), fees rounded up and rebates down."""
-    if centibps >= 0:
-        return -(-numerator * centibps // (SCALE * denominator))
-    return -(numerator * -centibps // (SCALE * denominator))
+SCALE = CENTIBPS_PER_UNIT  # centi-basis-points per unit
 
 
 class ProbabilityFees:
@@ -36,7 +30,7 @@ class ProbabilityFees:
 
     def fee(self, received: int, maker: bool) -> int:
         """Fee on an amount already weighted by p(1 − p) (the market weights it)."""
-        return rounded_fee(received, self.maker_centibps if maker else self.taker_centibps, 1)
+        return venue_fee(received, self.maker_centibps if maker else self.taker_centibps)
 
 
 class ProbabilityFeeFactory:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from exos.protocols import FeeModel, FillSide, LedgerContext, MarketContext, MarketInfo, OrderRejection
-from exos_prediction.fees import rounded_fee
+from exos.rates import venue_fee
 
 if TYPE_CHECKING:
     from exos_prediction.outcome_event import OutcomeEvent
@@ -116,7 +116,7 @@ class BinaryMarket:
             weight = top * (self.n - top)
         else:
             weight = own_limit
-        return rounded_fee(weight * self.per_tick_lot, self.fee_lock_rate, self.fee_denominator)
+        return venue_fee(weight * self.per_tick_lot, self.fee_lock_rate, self.fee_denominator)
 
     def lock_requirement(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
         """Buys lock payment plus fee at their own limit (a per-price table); sells lock their shares."""
@@ -199,7 +199,7 @@ class BinaryMarket:
         before = slots[slot]
         slots[slot] = after = before + weight
         per, denominator = self.per_tick_lot, self.fee_denominator
-        return rounded_fee(after * per, rate, denominator) - rounded_fee(before * per, rate, denominator)
+        return venue_fee(after * per, rate, denominator) - venue_fee(before * per, rate, denominator)
 
     # ------------------------------------------------------------ lifecycle (delegated to the event)
 

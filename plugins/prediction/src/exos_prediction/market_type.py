@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from exos.commands import canonical_json
+from exos.margin import FullyCollateralised
 from exos.protocols import API_VERSION, EngineView, FeeModel, MarketInfo
 from exos_prediction.market import BinaryMarket
 from exos_prediction.outcome_event import OutcomeEvent
@@ -149,14 +150,9 @@ class PredictionMarketType:
                 assert held == event.resolver.bonds(), f"{event.name}: escrow {held}, bonds {event.resolver.bonds()}"
 
 
-class PredictionMargin:
+class PredictionMargin(FullyCollateralised):
     """Outcome positions are fully collateralised here: an account needs exactly what its orders lock.
 
     Netting a YES against its NO (and against perpetual positions) comes with unified margin."""
 
-    api_version = API_VERSION
     name = "prediction"
-
-    def requirement(self, account: int, locks: Mapping[int, int]) -> dict[int, int]:
-        """Per asset, the account's locked balance."""
-        return {asset: amount for asset, amount in locks.items() if amount}

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from exos.protocols import API_VERSION
+from exos.rates import CENTIBPS_PER_UNIT, venue_fee
 
-SCALE = 1_000_000  # centi-basis-points per unit
+SCALE = CENTIBPS_PER_UNIT  # centi-basis-points per unit
 
 
 class FlatFees:
@@ -25,10 +26,7 @@ class FlatFees:
 
     def fee(self, received: int, maker: bool) -> int:
         """Total fee on `received` units (negative: a rebate)."""
-        rate = self.maker_centibps if maker else self.taker_centibps
-        if rate >= 0:
-            return -(-received * rate // SCALE)
-        return -(received * -rate // SCALE)
+        return venue_fee(received, self.maker_centibps if maker else self.taker_centibps)
 
 
 class FlatFeeFactory:

@@ -7,8 +7,7 @@ and many partial fills cost exactly what one fill would.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
+from exos.margin import FullyCollateralised
 from exos.protocols import API_VERSION, FeeModel, FillSide, LedgerContext, MarketInfo, OrderRejection
 
 BUY = 0
@@ -114,12 +113,7 @@ class SpotMarketType:
         return SpotMarket(info, fees)
 
 
-class SpotMargin:
+class SpotMargin(FullyCollateralised):
     """Spot positions are fully collateralised: an account needs exactly what its orders lock."""
 
-    api_version = API_VERSION
     name = "spot"
-
-    def requirement(self, account: int, locks: Mapping[int, int]) -> dict[int, int]:
-        """Per asset, the account's locked balance."""
-        return {asset: amount for asset, amount in locks.items() if amount}
