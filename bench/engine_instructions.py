@@ -1,0 +1,70 @@
+"""Instructions per spot command under callgrind: a cost figure the shared VM's noise does not move.
+
+Runs the standard workload's first N commands through `submit_batch` after funding, once with N and
+once with none, each under `valgrind --tool=callgrind`, and prints (total(N) - total(0)) / N. Needs
+valgrind. Example: `.venv/bin/python bench/engine_instructions.py --n 40000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def child(n: int, records: pathlib.Path) -> None:
+    """Fund a fresh engine, then apply the first n records (the measured process)."""
+    sys.path.insert(0, str(HERE))
+    from engine_bench import fresh
+    from exos.commands import RECORD
+
+    engine = fresh(None)
+    engine.submit_batch(records.read_bytes()[: n * RECORD.size])
+
+
+def collected(n: int, records: pathlib.Path, out: pathlib.Path) -> int:
+    """callgrind's instruction count for a child run over n commands."""
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
+               "--child", str(n), "--records", str(records)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ,
+                            "PYTHONHASHSEED": "0"})  # fmt: skip
+    match = re.search(r"Collected : (\d+)", result.stderr)
+    if match is None:
+        raise RuntimeError(result.stderr[-2000:])
+    return int(match.group(1))
+
+
+def main() -> int:
+    """Print instructions per command."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=40_000)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--records", type=pathlib.Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, args.records)
+        return 0
+    sys.path.insert(0, str(HERE))
+    import refstream
+    from exos.simulate import standard_workload
+
+    stream = refstream.read(refstream.ensure(1_000_000, 42, HERE / "data"))
+    with tempfile.TemporaryDirectory() as scratch:
+        records = pathlib.Path(scratch) / "records.bin"
+        records.write_bytes(b"".join(c.pack() for c in standard_workload(stream, "BENCH")[: args.n]))
+        base = collected(0, records, pathlib.Path(scratch) / "cg.0")
+        total = collected(args.n, records, pathlib.Path(scratch) / "cg.n")
+    print(
+        f"instructions per spot command (callgrind, {args.n:,} commands after funding): {(total - base) / args.n:,.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
