@@ -132,9 +132,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a venue over HTTP (needs `pip install "exos[server]"`)."""
+    from exos.ratelimit import Limits
     from exos.server import serve
 
-    return serve(args.manifest, args.host, args.port, args.journal)
+    limits = Limits(args.limit_address, 2 * args.limit_address, args.limit_ip, 2 * args.limit_ip)
+    return serve(args.manifest, args.host, args.port, args.journal, args.verifiers, limits)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -222,6 +224,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--journal", help="journal directory (recovered first if it exists)")
+    serve.add_argument(
+        "--verifiers",
+        type=int,
+        default=1,
+        choices=range(0, 33),
+        metavar="N",
+        help="API processes that check signatures (0: everything in this one process)",
+    )
+    serve.add_argument(
+        "--limit-address",
+        type=float,
+        default=1000.0,
+        metavar="PER_S",
+        help="actions per second per account address, bursts of twice that (0: unlimited)",
+    )
+    serve.add_argument(
+        "--limit-ip",
+        type=float,
+        default=5000.0,
+        metavar="PER_S",
+        help="requests per second per IP, bursts of twice that (0: unlimited)",
+    )
     serve.set_defaults(run=cmd_serve)
     replay = sub.add_parser("replay", help="recover a journal directory and print its state hash")
     replay.add_argument("directory")

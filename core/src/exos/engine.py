@@ -460,8 +460,11 @@ class Engine:
                 why = self.nonces.check(fields[11], nonce)
                 if why is None and self._nonce_window is not None:
                     past, future = self._nonce_window
-                    if not timestamp - past < nonce < timestamp + future:
-                        why = f"nonce {nonce} is outside ({timestamp - past}, {timestamp + future}), the venue's window"
+                    if nonce <= timestamp - past:  # signed too long ago: the action has expired
+                        raise Rejection("EXPIRED_ACTION", f"nonce {nonce} is at or before {timestamp - past}, "
+                                        f"the start of the venue's window at {timestamp}")  # fmt: skip
+                    if nonce >= timestamp + future:
+                        why = f"nonce {nonce} is at or after {timestamp + future}, the end of the venue's window"
                 if why is not None:
                     raise Rejection("NONCE", why)
             handler = self._handlers.get(fields[0])
@@ -1280,6 +1283,12 @@ class Engine:
                         f"locked, its open orders need {want}",
                         code="LOCK_INVARIANT",
                     )
+
+    def close(self) -> None:
+        """Close the journal (if any); every acknowledged command is already durable."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     # ------------------------------------------------------------ read API
 

@@ -1,41 +1,70 @@
-"""`exos serve`: the venue over HTTP (a first slice of issue #6: one process, REST, signed actions, a faucet).
+"""The venue's API (FastAPI on uvicorn): REST and WebSocket over a backend that sequences commands.
 
-One engine in one process is the sequencer: requests reach it one at a time (an asyncio lock), it
-stamps each command with its clock (milliseconds, never earlier than the last), applies it and, with
-a journal, answers only after the record is durable. Signed actions arrive as the canonical record
-(hex, timestamp and signer zeroed) with a 65-byte signature; `exos.signing` recovers the signer,
-refusing malleable forms, and the engine decides whether that signer may act for the address.
+Every verifier process runs this app on the shared listening socket: it parses requests, recovers
+signers (`exos.signing`, refusing malleable forms) and forwards verified records to the sequencer
+(`exos.sequencer`), which answers once the group holding them is journaled: "accepted" means durable.
+The engine decides whether the recovered signer may act for the record's address (the account
+itself or an agent it approved) and whether the nonce is fresh.
 
-Numbers travel as decimal strings (JSON clients lose precision past 2^53); request models are strict
-(no `1.5` or `false` for an integer; unknown fields refused); every error is one envelope
-`{"error": {"code", "message"}}`. Not yet here (issue #6): verifier processes, WebSockets, rate
-limits, the Python client.
+REST (numbers are decimal strings; bodies at most 64 KiB; strict request models; every error is one
+envelope `{"error": {"code", "message"}}`):
+
+    GET  /v1/info                                  signing domain
+    GET  /v1/markets                               markets, parameters, status
+    GET  /v1/markets/{m}/book?levels&outcome       L2 book with its sequence
+    GET  /v1/markets/{m}/trades?limit              recent trades
+    GET  /v1/markets/{m}/orders/{id}               an order's status (open, delayed, filled, cancelled)
+    GET  /v1/markets/{m}/orders?address&sub&client_id   the same by client id
+    GET  /v1/accounts/{a}?sub                      balances and open orders
+    GET  /v1/accounts/{a}/fills?sub&limit          recent fills
+    POST /v1/actions                               one signed command (place, cancel, amend, cancel-all, ...)
+    POST /v1/actions/batch                         up to 100 separately signed commands, a result each
+    POST /v1/actions/signed-batch                  up to 100 trading commands under one signature
+    POST /v1/faucet                                demo funds, only if the manifest enables a faucet
+
+WebSocket `/v1/ws` (JSON text frames): `{"op": "subscribe", "channel": "book" | "trades", "market": m}`,
+`{"op": "subscribe", "channel": "user", "address": a}`, `unsubscribe` alike; and the order channel:
+`{"op": "post", "id": i, "action": {record, signature}}`, `{"op": "batch", "id": i, "actions": [...]}`,
+`{"op": "signed_batch", "id": i, "records": [...], "signature": s}`, answered by `{"channel": "post",
+"id": i, ...}` with the REST body. Book messages are described in `exos.feed`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import marshal
+import os
 import signal
-import time
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exos import commands as C
 from exos.engine import Engine
 from exos.errors import ExosError
-from exos.events import decode_all
-from exos.signing import Domain, SignatureError, recover, with_signer
+from exos.events import RawEvent, decode
+from exos.feed import Feed, Subscriber, event_json
+from exos.ratelimit import Limits
+from exos.sequencer import QueryError, Sequencer
+from exos.signing import Domain, SignatureError, batch_digest, recover, recover_digest, with_signer
+from exos.wire import FrameReader, frame
 
 MAX_BODY = 64 * 1024
+MAX_BATCH = 100
+ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+Answer = tuple[str, str] | list[RawEvent]  # per record: an error (code, message) or its events
 
 
 class Error(BaseModel):
@@ -63,14 +92,22 @@ class SignedBatch(BaseModel):
     """Up to MAX_BATCH signed actions, applied in order under one journal commit."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
-    actions: list[SignedAction] = Field(min_length=1, max_length=100)
+    actions: list[SignedAction] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class OneSignatureBatch(BaseModel):
+    """Up to MAX_BATCH trading records under one signature (connectionId = keccak of the unsigned records)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    records: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
 
 
 class FaucetRequest(BaseModel):
     """Ask the faucet for the manifest's amounts."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
-    address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    address: str = Field(pattern=ADDRESS)
     sub: int = Field(default=0, ge=0, le=65535)
 
 
@@ -80,6 +117,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorEnvelope},
     422: {"model": ErrorEnvelope},
 }
+_RECORD_HEX = SignedAction.model_fields["record"].metadata
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -87,64 +125,247 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def _jsonable(value: Any) -> Any:
-    """Event fields as JSON: bytes as 0x-hex, integers as decimal strings."""
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    return str(value)
+# ------------------------------------------------------------------ backends
 
 
-def _event(event: Any) -> dict[str, Any]:
-    """One event as JSON."""
-    out: dict[str, Any] = {"type": type(event).__name__}
-    for name in event.__attrs_attrs__:
-        value = getattr(event, name.name)
-        out[name.name] = value.name.lower() if name.name == "cause" else _jsonable(value)
-    return out
+class LocalBackend:
+    """The sequencer in this process (tests, `--verifiers 0`): one request at a time under a lock."""
 
-
-class Sequencer:
-    """The engine behind one lock, with a clock that never goes back."""
-
-    def __init__(self, engine: Engine, clock: Callable[[], int] | None = None) -> None:
-        """Serve `engine`; `clock` gives milliseconds (default: the wall clock)."""
-        self.engine = engine
+    def __init__(self, sequencer: Sequencer) -> None:
+        """Serve `sequencer`; the feed starts from its books."""
+        self.sequencer = sequencer
         self.lock = asyncio.Lock()
-        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self.feed = Feed()
+        self.feed.load(sequencer.q_books())
+        self.domain = _domain(sequencer.q_info())
 
-    def now(self) -> int:
-        """A timestamp no earlier than the engine's last."""
-        return max(self.clock(), self.engine.last_timestamp)
-
-    async def apply(self, record: bytes) -> list[Any]:
-        """Apply one record (durable before this returns, with a journal); its decoded events."""
+    async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
+        """Apply one request's records (one group commit); per record its events or an error."""
         async with self.lock:
-            return decode_all(self.engine.submit_records([record]))
+            events, [answer] = self.sequencer.submit([(ip, records)])
+            self.feed.publish(events)
+        return [events[item[0] : item[1]] if isinstance(item[0], int) else item for item in answer]  # type: ignore[misc]
 
-    async def apply_many(self, signed: list[tuple[bytes, bytes]]) -> list[list[Any]]:
-        """Stamp and apply (record, signer) pairs as one group commit; each command's decoded events."""
+    async def query(self, name: str, **args: Any) -> Any:
+        """A read (QueryError if it cannot be answered)."""
         async with self.lock:
-            now = self.now()
-            events = decode_all(self.engine.submit_records([with_signer(r, s, now) for r, s in signed]))
-        grouped: dict[int, list[Any]] = {}
-        for event in events:
-            grouped.setdefault(event.seq, []).append(event)
-        return list(grouped.values())
+            return self.sequencer.query(name, args)
+
+    async def faucet(self, address: bytes, sub: int) -> dict[str, str]:
+        """Credit the faucet's amounts."""
+        async with self.lock:
+            events, credited = self.sequencer.faucet(address, sub)
+            self.feed.publish(events)
+        return credited
+
+    async def timers(self) -> None:
+        """Fire engine timers as the clock reaches them (kickoffs, expiries), forever."""
+        while True:
+            await asyncio.sleep(0.1)
+            async with self.lock:
+                if self.sequencer.due():
+                    self.feed.publish(self.sequencer.tick())
 
 
-def create_app(engine: Engine, *, clock: Callable[[], int] | None = None) -> FastAPI:
-    """The venue's HTTP API over `engine` (its domain and faucet come from the manifest)."""
-    venue = engine.manifest.venue
-    domain = Domain(venue.name, "1", venue.chain_id, venue.verifying_contract)
-    sequencer = Sequencer(engine, clock)
-    app = FastAPI(title=f"exos: {venue.name}", version="1")
-    app.state.sequencer = sequencer
+class RemoteBackend:
+    """The sequencer in its own process, over a Unix socket (`exos.wire` frames)."""
+
+    def __init__(self, sock: socket.socket, domain: Domain, feed: Feed) -> None:
+        """Talk over `sock` (already past the handshake)."""
+        self.sock = sock
+        self.domain = domain
+        self.feed = feed
+        self.ids = itertools.count(1)
+        self.waiting: dict[int, asyncio.Future[Any]] = {}
+        self.writer: asyncio.StreamWriter | None = None
+
+    @classmethod
+    def connect(cls, sock: socket.socket) -> RemoteBackend:
+        """Fetch the signing domain and every book (blocking, before serving anything)."""
+        sock.setblocking(True)
+        sock.sendall(frame(marshal.dumps(("q", 0, "info", {}))) + frame(marshal.dumps(("q", 1, "books", {}))))
+        reader, answers = FrameReader(), {}
+        while len(answers) < 2:
+            data = sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("the sequencer went away during the handshake")
+            for message in reader.feed(data):
+                decoded = marshal.loads(message)
+                if decoded[0] == "q":
+                    answers[decoded[1]] = decoded[3]
+                # groups before the books answer are already in it
+        feed = Feed()
+        feed.load(answers[1])
+        backend = cls(sock, _domain(answers[0]), feed)
+        backend.pending = reader.buffer  # type: ignore[attr-defined]
+        return backend
+
+    async def run(self) -> None:
+        """Read the sequencer's frames: group events (the feed and the answers) and read answers, until it goes."""
+        reader, self.writer = await asyncio.open_unix_connection(sock=self.sock)
+        self.writer.write(frame(marshal.dumps(("r",))))  # ready: the listening socket queues connections already
+        frames = FrameReader()
+        for message in frames.feed(bytes(self.pending)):  # type: ignore[attr-defined]
+            self._dispatch(message)
+        while data := await reader.read(1 << 20):
+            for message in frames.feed(data):
+                self._dispatch(message)
+        for future in self.waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the sequencer went away"))
+        os.kill(os.getpid(), signal.SIGTERM)  # without a sequencer this verifier has nothing to serve
+
+    def _dispatch(self, message: bytes) -> None:
+        """One frame from the sequencer."""
+        decoded = marshal.loads(message)
+        if decoded[0] == "g":
+            events = marshal.loads(decoded[1])
+            self.feed.publish(events)
+            for request_id, answer in decoded[2]:
+                future = self.waiting.pop(request_id, None)
+                if future is not None and not future.done():
+                    future.set_result([events[a:b] if isinstance(a, int) else (a, b) for a, b in answer])
+        else:
+            future = self.waiting.pop(decoded[1], None)
+            if future is not None and not future.done():
+                future.set_result((decoded[2], decoded[3]))
+
+    async def _ask(self, message: tuple[Any, ...]) -> Any:
+        """Send a request and wait for its answer."""
+        if self.writer is None:
+            raise ConnectionError("not connected to the sequencer")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting[message[1]] = future
+        self.writer.write(frame(marshal.dumps(message)))
+        return await future
+
+    async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
+        """Have the sequencer apply one request's records; per record its events or an error."""
+        return list(await self._ask(("s", next(self.ids), ip, records)))
+
+    async def query(self, name: str, **args: Any) -> Any:
+        """A read answered by the sequencer (QueryError if it cannot be answered)."""
+        status, payload = await self._ask(("q", next(self.ids), name, args))
+        if status != 200:
+            raise QueryError(status, payload["code"], payload["message"])
+        return payload
+
+    async def faucet(self, address: bytes, sub: int) -> dict[str, str]:
+        """Credit the faucet's amounts."""
+        status, payload = await self._ask(("f", next(self.ids), address, sub))
+        if status != 200:
+            raise QueryError(status, payload["code"], payload["message"])
+        return dict(payload)
+
+    async def timers(self) -> None:
+        """The sequencer process fires timers itself."""
+
+
+def _domain(info: dict[str, str]) -> Domain:
+    """The signing domain from the info answer."""
+    return Domain(info["name"], info["version"], int(info["chain_id"]), bytes.fromhex(info["verifying_contract"][2:]))
+
+
+Backend = LocalBackend | RemoteBackend
+
+
+# ------------------------------------------------------------------ the app
+
+
+def _answer(answer: Answer, signer: bytes) -> dict[str, Any]:
+    """One record's result as JSON: accepted, the signer, the events; or an error."""
+    if isinstance(answer, tuple):
+        return {"accepted": False, "signer": "0x" + signer.hex(), "error": {"code": answer[0], "message": answer[1]}}
+    return {"accepted": bool(answer[-1][4]), "signer": "0x" + signer.hex(),
+            "events": [event_json(decode(e)) for e in answer]}  # fmt: skip
+
+
+def _verify(record_hex: str, signature_hex: str, domain: Domain) -> tuple[bytes, bytes]:
+    """(record with the signer filled in, signer) of one signed action; SignatureError or ExosError if bad."""
+    record = bytes.fromhex(record_hex[2:])
+    C.split(record)
+    signer = recover(record, bytes.fromhex(signature_hex[2:]), domain)
+    return with_signer(record, signer), signer
+
+
+def _error_item(exc: ExosError) -> dict[str, Any]:
+    """A per-item error."""
+    code = exc.code if isinstance(exc, SignatureError) else "BAD_RECORD"
+    return {"accepted": False, "error": {"code": code, "message": exc.message}}
+
+
+class Gateway:
+    """What REST and the WebSocket order channel share: verify, forward, shape the answers."""
+
+    def __init__(self, backend: Backend) -> None:
+        """Forward to `backend`."""
+        self.backend = backend
+        self.domain = backend.domain
+
+    async def one(self, ip: str | None, record_hex: str, signature_hex: str) -> tuple[int, dict[str, Any]]:
+        """(status, body) for one signed action."""
+        try:
+            record, signer = _verify(record_hex, signature_hex, self.domain)
+        except SignatureError as exc:
+            return 400, {"error": {"code": exc.code, "message": exc.message}}
+        except ExosError as exc:
+            return 400, {"error": {"code": "BAD_RECORD", "message": exc.message}}
+        [answer] = await self.backend.submit(ip, [record])
+        if isinstance(answer, tuple) and answer[0] == "RATE_LIMITED":
+            return 429, {"error": {"code": answer[0], "message": answer[1]}}
+        return 200, _answer(answer, signer)
+
+    async def many(self, ip: str | None, actions: list[tuple[str, str]]) -> dict[str, Any]:
+        """Separately signed actions, the valid ones in order under one commit; a result per item."""
+        results: list[dict[str, Any] | None] = []
+        valid: list[tuple[bytes, bytes]] = []
+        for record_hex, signature_hex in actions:
+            try:
+                valid.append(_verify(record_hex, signature_hex, self.domain))
+                results.append(None)
+            except ExosError as exc:
+                results.append(_error_item(exc))
+        answers = iter(await self.backend.submit(ip, [r for r, _ in valid])) if valid else iter(())
+        signers = iter(s for _, s in valid)
+        return {"results": [r if r is not None else _answer(next(answers), next(signers)) for r in results]}
+
+    async def signed_batch(self, ip: str | None, records_hex: list[str], signature_hex: str) -> tuple[int, Any]:
+        """Trading records under one signature, applied in order under one commit; a result per record."""
+        try:
+            records = []
+            for text in records_hex:
+                if not (len(text) % 2 == 0 and text.startswith("0x") and 2 * 182 + 2 <= len(text) <= 2 * 4096 + 2):
+                    raise SignatureError("records: each is 0x and 182..4096 bytes of hex")
+                records.append(bytes.fromhex(text[2:]))
+                C.split(records[-1])
+            signer = recover_digest(batch_digest(records, self.domain), bytes.fromhex(signature_hex[2:]))
+        except SignatureError as exc:
+            return 400, {"error": {"code": exc.code, "message": exc.message}}
+        except (ExosError, ValueError) as exc:
+            return 400, {"error": {"code": "BAD_RECORD", "message": str(exc)}}
+        answers = await self.backend.submit(ip, [with_signer(r, signer) for r in records])
+        return 200, {"results": [_answer(a, signer) for a in answers]}
+
+
+def create_app(
+    target: Engine | Backend, *, clock: Callable[[], int] | None = None, limits: Limits | None = None
+) -> FastAPI:
+    """The venue's API over an engine in this process, or over a backend (a sequencer elsewhere)."""
+    backend = LocalBackend(Sequencer(target, clock=clock, limits=limits)) if isinstance(target, Engine) else target
+    gateway = Gateway(backend)
+    feed = backend.feed
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        tasks = [asyncio.ensure_future(backend.timers())]
+        if isinstance(backend, RemoteBackend):
+            tasks.append(asyncio.ensure_future(backend.run()))
+        yield
+        for task in tasks:
+            task.cancel()
+
+    app = FastAPI(title="exos venue", version="1", lifespan=lifespan)
+    app.state.backend = backend
 
     @app.middleware("http")
     async def bounded_body(request: Request, call_next: Any) -> Any:
@@ -167,148 +388,287 @@ def create_app(engine: Engine, *, clock: Callable[[], int] | None = None) -> Fas
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _error(422, "BAD_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
 
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    def ip_of(request: Request | WebSocket) -> str | None:
+        return request.client.host if request.client else None
+
+    def address_of(text: str) -> bytes:
+        if len(text) != 42 or not text.startswith("0x"):
+            raise QueryError(422, "BAD_REQUEST", "address: 0x and 40 hex digits")
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            raise QueryError(422, "BAD_REQUEST", "address: 0x and 40 hex digits") from None
+
+    def bounded(name: str, value: int, lo: int, hi: int) -> int:
+        if not lo <= value <= hi:
+            raise QueryError(422, "BAD_REQUEST", f"{name}: {lo}..{hi}")
+        return value
+
     @app.get("/v1/info", responses=ERRORS)
-    async def info() -> dict[str, str]:
+    async def info() -> Any:
         """The venue's EIP-712 signing domain (what clients sign under)."""
-        return {"name": domain.name, "version": domain.version, "chain_id": str(domain.chain_id),
-                "verifying_contract": "0x" + domain.verifying_contract.hex()}  # fmt: skip
+        return await backend.query("info")
 
     @app.get("/v1/markets", responses=ERRORS)
-    async def markets() -> list[dict[str, Any]]:
-        """Every market with its listing (tick and lot as decimal strings) and status."""
-        out = []
-        for ms in engine.markets:
-            listing = json.loads(ms.spec_json)
-            out.append({
-                "name": ms.name, "type": ms.market_type, "base": ms.base_symbol, "quote": ms.quote_symbol,
-                "tick_size": str(listing["tick_size"]), "lot_size": str(listing["lot_size"]),
-                "status": C.Status(ms.status).name.lower(), "outcomes": str(ms.outcomes),
-            })  # fmt: skip
-        return out
+    async def markets() -> Any:
+        """Every market with its listing (tick, lot and parameters as strings) and status."""
+        return await backend.query("markets")
 
     @app.get("/v1/markets/{market}/book", responses=ERRORS)
     async def book(market: str, levels: int = 10, outcome: int = 0) -> Any:
         """L2 depth (ticks and lots as strings, best first) with the book's sequence number."""
-        if not 1 <= levels <= 1000 or not 0 <= outcome <= 255:
-            return _error(422, "BAD_REQUEST", "levels: 1..1000; outcome: 0..255")
+        bounded("levels", levels, 1, 1000)
+        bounded("outcome", outcome, 0, 255)
+        return await backend.query("book", market=market, levels=levels, outcome=outcome)
+
+    @app.get("/v1/markets/{market}/trades", responses=ERRORS)
+    async def trades(market: str, limit: int = 100) -> Any:
+        """The market's recent trades, newest first (price and side in the taker's outcome terms)."""
+        return await backend.query("trades", market=market, limit=bounded("limit", limit, 1, 500))
+
+    @app.get("/v1/markets/{market}/orders/{order_id}", responses=ERRORS)
+    async def order(market: str, order_id: int) -> Any:
+        """One order's status: open (with what is filled), delayed, filled, cancelled or expired."""
+        return await backend.query("order", market=market, order_id=bounded("order_id", order_id, 0, 2**64 - 1))
+
+    @app.get("/v1/markets/{market}/orders", responses=ERRORS)
+    async def order_by_client_id(market: str, address: str, client_id: str, sub: int = 0) -> Any:
+        """One order's status by the account's client id (0x and 16 bytes of hex)."""
+        if len(client_id) != 34 or not client_id.startswith("0x"):
+            raise QueryError(422, "BAD_REQUEST", "client_id: 0x and 16 bytes of hex")
         try:
-            ms = engine.market_state(market)
-            bids, asks = engine.depth(market, levels, outcome)
-        except KeyError:
-            return _error(404, "UNKNOWN_MARKET", f"no market named {market!r}")
-        except ValueError as exc:
-            return _error(422, "BAD_REQUEST", str(exc))
-
-        def rows(side: list[Any]) -> list[list[str]]:
-            return [[str(lv.price), str(lv.size), str(lv.count)] for lv in side]
-
-        return {"market": market, "seq": str(ms.book.seq), "bids": rows(bids), "asks": rows(asks)}
+            raw = bytes.fromhex(client_id[2:])
+        except ValueError:
+            raise QueryError(422, "BAD_REQUEST", "client_id: 0x and 16 bytes of hex") from None
+        return await backend.query("order", market=market, address=address_of(address),
+                                   sub=bounded("sub", sub, 0, 65535), client_id=raw)  # fmt: skip
 
     @app.get("/v1/accounts/{address}", responses=ERRORS)
     async def account(address: str, sub: int = 0) -> Any:
         """Balances (available and locked, smallest units as strings) and open orders of one sub-account."""
-        if len(address) != 42 or not address.startswith("0x") or not 0 <= sub <= 65535:
-            return _error(422, "BAD_REQUEST", "address: 0x and 40 hex digits; sub: 0..65535")
-        try:
-            raw = bytes.fromhex(address[2:])
-        except ValueError:
-            return _error(422, "BAD_REQUEST", "address: 0x and 40 hex digits")
-        balances = {
-            symbol: {"available": str(a), "locked": str(lk)}
-            for symbol, (a, lk) in engine.balances(raw, sub).items()
-            if a or lk
-        }
-        orders = [
-            {"market": name, "order_id": str(o.order_id), "side": o.side, "price": str(o.price), "size": str(o.size),
-             "remaining": str(o.remaining), "outcome": o.slots[3]}
-            for name, o in engine.open_orders(raw, sub)
-        ]  # fmt: skip
-        return {"address": address.lower(), "sub": sub, "balances": balances, "open_orders": orders}
+        return await backend.query("account", address=address_of(address), sub=bounded("sub", sub, 0, 65535))
 
-    @app.post("/v1/actions", responses=ERRORS)
-    async def action(body: SignedAction) -> Any:
-        """Verify a signed command, stamp it, apply it; the events (accepted means journaled)."""
-        record = bytes.fromhex(body.record[2:])
-        try:
-            C.split(record)
-            signer = recover(record, bytes.fromhex(body.signature[2:]), domain)
-        except SignatureError as exc:
-            return _error(400, exc.code, exc.message)
-        except ExosError as exc:
-            return _error(400, "BAD_RECORD", exc.message)
-        events = await sequencer.apply(with_signer(record, signer, sequencer.now()))
-        done = events[-1]
-        return {"accepted": done.accepted, "signer": "0x" + signer.hex(), "events": [_event(e) for e in events]}
+    @app.get("/v1/accounts/{address}/fills", responses=ERRORS)
+    async def fills(address: str, sub: int = 0, limit: int = 100) -> Any:
+        """The account's recent fills, newest first."""
+        return await backend.query("fills", address=address_of(address), sub=bounded("sub", sub, 0, 65535),
+                                   limit=bounded("limit", limit, 1, 1000))  # fmt: skip
+
+    @app.post("/v1/actions", responses={**ERRORS, 429: {"model": ErrorEnvelope}})
+    async def action(body: SignedAction, request: Request) -> Any:
+        """Verify a signed command and apply it; its events once journaled (accepted means durable)."""
+        status, answer = await gateway.one(ip_of(request), body.record, body.signature)
+        return answer if status == 200 else JSONResponse(answer, status_code=status)
 
     @app.post("/v1/actions/batch", responses=ERRORS)
-    async def batch(body: SignedBatch) -> Any:
+    async def batch(body: SignedBatch, request: Request) -> Any:
         """Verify each action, apply the valid ones in order under one journal commit; a result per item."""
-        results: list[dict[str, Any] | None] = []
-        valid: list[tuple[bytes, bytes]] = []
-        for item in body.actions:
-            record = bytes.fromhex(item.record[2:])
-            try:
-                C.split(record)
-                signer = recover(record, bytes.fromhex(item.signature[2:]), domain)
-            except SignatureError as exc:
-                results.append({"error": {"code": exc.code, "message": exc.message}})
-                continue
-            except ExosError as exc:
-                results.append({"error": {"code": "BAD_RECORD", "message": exc.message}})
-                continue
-            results.append(None)
-            valid.append((record, signer))
-        applied = iter(await sequencer.apply_many(valid)) if valid else iter(())
-        signers = iter(signer for _, signer in valid)
-        out = []
-        for result in results:
-            if result is not None:
-                out.append(result)
-                continue
-            events = next(applied)
-            out.append({"accepted": events[-1].accepted, "signer": "0x" + next(signers).hex(),
-                        "events": [_event(e) for e in events]})  # fmt: skip
-        return {"results": out}
+        return await gateway.many(ip_of(request), [(a.record, a.signature) for a in body.actions])
+
+    @app.post("/v1/actions/signed-batch", responses=ERRORS)
+    async def signed_batch(body: OneSignatureBatch, request: Request) -> Any:
+        """Trading commands under one signature, applied in order under one commit; a result per record."""
+        status, answer = await gateway.signed_batch(ip_of(request), body.records, body.signature)
+        return answer if status == 200 else JSONResponse(answer, status_code=status)
 
     @app.post("/v1/faucet", responses=ERRORS)
     async def faucet(body: FaucetRequest) -> Any:
         """Credit the manifest's faucet amounts (404 unless the manifest enables a faucet)."""
-        if not venue.faucet:
-            return _error(404, "NO_FAUCET", "this venue's manifest enables no faucet")
-        address = bytes.fromhex(body.address[2:])
-        credited = {}
-        for symbol, amount in sorted(venue.faucet.items()):
-            decimals = engine.manifest.asset(symbol).decimals
-            units = int(amount * Decimal(10) ** decimals)
-            command = C.Deposit(actor=C.Actor(address, body.sub, venue.admins[0]), timestamp=sequencer.now(),
-                                asset=symbol, amount=units)  # fmt: skip
-            events = await sequencer.apply(command.pack())
-            if not events[-1].accepted:
-                return _error(400, events[0].code, events[0].message)
-            credited[symbol] = str(units)
-        return {"credited": credited}
+        return {"credited": await backend.faucet(bytes.fromhex(body.address[2:]), body.sub)}
+
+    @app.websocket("/v1/ws")
+    async def websocket(ws: WebSocket) -> None:
+        """Market data (book, trades), the user channel, and the order channel on one connection."""
+        await ws.accept()
+        subscriber = Subscriber()
+        sender = asyncio.ensure_future(_send_loop(ws, subscriber, feed))
+        try:
+            while True:
+                text = await ws.receive_text()
+                if len(text) > MAX_BODY:
+                    subscriber.push(_ws_error(None, "BODY_TOO_LARGE", f"messages are at most {MAX_BODY} bytes"))
+                    continue
+                await _ws_message(text, ws, subscriber, feed, gateway, ip_of(ws), backend)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            feed.unsubscribe(subscriber)
+            sender.cancel()
 
     return app
 
 
-def serve(manifest: str, host: str, port: int, journal: str | None) -> int:
-    """Run the venue until SIGTERM or Ctrl-C (uvicorn handles both and stops cleanly)."""
-    import uvicorn
+def _ws_error(request_id: Any, code: str, message: str) -> dict[str, Any]:
+    """An error on the WebSocket."""
+    return {"channel": "error", "id": request_id, "error": {"code": code, "message": message}}
 
+
+class _Subscribe(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    op: str = Field(pattern="^(subscribe|unsubscribe)$")
+    channel: str = Field(pattern="^(book|trades|user)$")
+    market: str | None = None
+    address: str | None = Field(default=None, pattern=ADDRESS)
+    id: str | int | None = None
+
+
+class _Post(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    op: str = Field(pattern="^post$")
+    id: str | int
+    action: SignedAction
+
+
+class _Batch(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    op: str = Field(pattern="^batch$")
+    id: str | int
+    actions: list[SignedAction] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class _SignedBatch(OneSignatureBatch):
+    op: str = Field(pattern="^signed_batch$")
+    id: str | int
+
+
+_WS_MODELS: dict[str, type[BaseModel]] = {
+    "subscribe": _Subscribe, "unsubscribe": _Subscribe, "post": _Post, "batch": _Batch, "signed_batch": _SignedBatch,
+}  # fmt: skip
+
+
+async def _ws_message(
+    text: str, ws: WebSocket, subscriber: Subscriber, feed: Feed, gateway: Gateway, ip: str | None, backend: Backend
+) -> None:
+    """Handle one client message: a subscription change, or a signed action on the order channel."""
+    try:
+        raw = json.loads(text)
+        model = _WS_MODELS.get(raw.get("op") if isinstance(raw, dict) else None)
+        if model is None:
+            subscriber.push(_ws_error(None, "BAD_REQUEST", f"op: one of {', '.join(_WS_MODELS)}"))
+            return
+        message = model.model_validate(raw)
+    except (ValueError, ValidationError) as exc:
+        subscriber.push(_ws_error(None, "BAD_REQUEST", str(exc).splitlines()[0][:200]))
+        return
+    if isinstance(message, _Subscribe):
+        key: str | bytes
+        if message.channel == "user":
+            if message.address is None:
+                subscriber.push(_ws_error(message.id, "BAD_REQUEST", "address: the user channel needs one"))
+                return
+            key = bytes.fromhex(message.address[2:])
+        else:
+            if message.market is None or message.market not in feed.books:
+                subscriber.push(_ws_error(message.id, "UNKNOWN_MARKET", f"no market named {message.market!r}"))
+                return
+            key = message.market
+        if message.op == "subscribe":
+            feed.subscribe(subscriber, message.channel, key)
+        else:
+            feed.unsubscribe(subscriber, message.channel, key)
+        subscriber.push({"channel": "subscription", "id": message.id, "op": message.op, "topic": message.channel,
+                         "key": message.market or message.address})  # fmt: skip
+        return
+    # the order channel: answered in order of completion, each tagged with its id
+    asyncio.ensure_future(_ws_post(message, subscriber, gateway, ip))
+
+
+async def _ws_post(message: BaseModel, subscriber: Subscriber, gateway: Gateway, ip: str | None) -> None:
+    """Run one order-channel request and queue its answer."""
+    status = 200
+    if isinstance(message, _Post):
+        status, body = await gateway.one(ip, message.action.record, message.action.signature)
+    elif isinstance(message, _Batch):
+        body = await gateway.many(ip, [(a.record, a.signature) for a in message.actions])
+    else:
+        assert isinstance(message, _SignedBatch)
+        status, body = await gateway.signed_batch(ip, message.records, message.signature)
+    subscriber.push({"channel": "post", "id": message.id, "status": status, **body})  # type: ignore[attr-defined]
+
+
+async def _send_loop(ws: WebSocket, subscriber: Subscriber, feed: Feed) -> None:
+    """Drain a client's queue onto its socket; a client that fell behind is caught up with snapshots."""
+    try:
+        while True:
+            await subscriber.wake.wait()
+            subscriber.wake.clear()
+            if subscriber.behind:
+                messages = feed.catch_up(subscriber)
+            else:
+                messages = list(subscriber.queue)
+                subscriber.queue.clear()
+            for message in messages:
+                await ws.send_text(json.dumps(message, separators=(",", ":")))
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+
+
+# ------------------------------------------------------------------ processes
+
+
+def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: int = 1,
+          limits: Limits | None = None) -> int:  # fmt: skip
+    """Run the venue until SIGTERM or Ctrl-C: this process sequences; `verifiers` processes serve the API."""
     engine = Engine.from_manifest(manifest, journal=journal)
-    app = create_app(engine)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
+    sequencer = Sequencer(engine, limits=limits)
+    if verifiers == 0:
+        return _serve_in_process(create_app(LocalBackend(sequencer)), host, port)
+    listener = socket.create_server((host, port), backlog=4096)
+    bound_host, bound_port = listener.getsockname()[:2]
+    ours, children = [], []
+    for _ in range(verifiers):
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for s in (mine, theirs):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        ours.append(mine)
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "exos.verifier", str(listener.fileno()), str(theirs.fileno())],
+            pass_fds=(listener.fileno(), theirs.fileno()),
+        ))  # fmt: skip
+        theirs.close()
+    listener.close()
+    stop = False
 
-    original = server.startup
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
 
-    async def startup(sockets: Any = None) -> None:
-        await original(sockets=sockets)
-        for server_socket in server.servers[0].sockets if server.servers else []:
-            bound_host, bound_port = server_socket.getsockname()[:2]
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    from exos.sequencer import run
+
+    ready = [0]
+
+    def on_ready() -> None:
+        ready[0] += 1
+        if ready[0] == verifiers:
             print(f"listening on http://{bound_host}:{bound_port}", flush=True)
 
-    server.startup = startup  # type: ignore[method-assign]
+    try:
+        run(sequencer, ours, lambda: stop, on_ready)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        engine.close()
+    return 0 if stop else 1
+
+
+def _serve_in_process(app: FastAPI, host: str, port: int) -> int:
+    """Run the app in this process until SIGTERM or Ctrl-C (uvicorn stops cleanly)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    _announce(server)
 
     def stop(signum: int, frame: Any) -> None:
         server.should_exit = True  # finish the request in hand, close the journal, exit 0
@@ -319,3 +679,19 @@ def serve(manifest: str, host: str, port: int, journal: str | None) -> int:
     signal.signal(signal.SIGINT, stop)
     server.run()
     return 0
+
+
+def _announce(server: Any, callback: Callable[[str, int], None] | None = None) -> None:
+    """Print (or report) where the server listens once it has started."""
+    original = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        await original(sockets=sockets)
+        for server_socket in server.servers[0].sockets if server.servers else []:
+            bound_host, bound_port = server_socket.getsockname()[:2]
+            if callback is None:
+                print(f"listening on http://{bound_host}:{bound_port}", flush=True)
+            else:
+                callback(bound_host, bound_port)
+
+    server.startup = startup

@@ -11,7 +11,9 @@ typed data
              = the venue's name, version, chain id and verifying address
     message: Agent(string source, bytes32 connectionId) = (`source`, connection_id)
 
-which any EIP-712 wallet or `eth_account.Account.sign_typed_data` produces; the test suite signs with
+which any EIP-712 wallet or `eth_account.Account.sign_typed_data` produces. A signed batch of up to
+100 trading commands is one Agent signature whose `connectionId` is keccak256 of the unsigned records
+concatenated in order (a batch of one is exactly the single command's digest); the test suite signs with
 plain eth-account from this description alone. `source` names the deployment ("a" mainnet, "b"
 testnet, as Hyperliquid uses them).
 
@@ -199,6 +201,30 @@ def typed_data(record: bytes, domain: Domain, source: str = "a") -> dict[str, An
 
 def recover(record: bytes, signature: bytes, domain: Domain, source: str = "a") -> bytes:
     """The 20-byte address that signed `record` under `domain`; SignatureError for anything malleable or malformed."""
+    return recover_digest(digest(record, domain, source), signature)
+
+
+def batch_digest(records: list[bytes], domain: Domain, source: str = "a") -> bytes:
+    """The Agent digest of a signed batch: its connection id is keccak256 of the unsigned records concatenated.
+
+    A batch of one is the same digest as the single command; account actions are never batched."""
+    if not records:
+        raise SignatureError("batch: no records")
+    for record in records:
+        if record[0] in ACCOUNT_TYPES:
+            raise SignatureError(f"batch: kind {record[0]} is an account action, signed on its own as typed data")
+    connection = keccak(b"".join(unsigned(r) for r in records))
+    struct_hash = keccak(keccak(AGENT_TYPE) + keccak(source.encode()) + connection)
+    return keccak(b"\x19\x01" + domain.separator() + struct_hash)
+
+
+def sign_batch(records: list[bytes], private_key: bytes, domain: Domain, source: str = "a") -> bytes:
+    """One 65-byte signature over a batch of trading commands (for clients and tests)."""
+    return sign_digest(batch_digest(records, domain, source), private_key)
+
+
+def recover_digest(message_digest: bytes, signature: bytes) -> bytes:
+    """The 20-byte address that signed a 32-byte digest; SignatureError for anything malleable or malformed."""
     if len(signature) != 65:
         raise SignatureError(f"signature: 65 bytes (r, s, v), got {len(signature)}")
     r = int.from_bytes(signature[:32], "big")
@@ -211,8 +237,7 @@ def recover(record: bytes, signature: bytes, domain: Domain, source: str = "a") 
     if not 0 < s <= HALF_N:
         raise SignatureError("signature: s must be in the lower half of the curve order (no malleable twins)")
     try:
-        key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest(record, domain, source),
-                                                   hasher=None)  # fmt: skip
+        key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), message_digest, hasher=None)
     except Exception as exc:  # coincurve raises plain Exception for an unrecoverable point
         raise SignatureError(f"signature: no public key recovers from it ({exc})") from None
     return keccak(key.format(compressed=False)[1:])[-20:]
@@ -220,7 +245,12 @@ def recover(record: bytes, signature: bytes, domain: Domain, source: str = "a") 
 
 def sign(record: bytes, private_key: bytes, domain: Domain, source: str = "a") -> bytes:
     """A 65-byte (r, s, v) signature of a command, low-s, v in {27, 28} (for clients and tests)."""
+    return sign_digest(digest(record, domain, source), private_key)
+
+
+def sign_digest(message_digest: bytes, private_key: bytes) -> bytes:
+    """A 65-byte low-s signature with v in {27, 28} of a 32-byte digest."""
     from coincurve import PrivateKey
 
-    raw = PrivateKey(private_key).sign_recoverable(digest(record, domain, source), hasher=None)
+    raw = PrivateKey(private_key).sign_recoverable(message_digest, hasher=None)
     return raw[:64] + bytes([raw[64] + 27])

@@ -1,0 +1,240 @@
+"""Market data for WebSocket clients: a mirror of every book, and bounded per-client queues.
+
+Each verifier keeps its own mirror of every L2 book, built from the sequencer's snapshot and then from
+the BookDelta events of every group, so a subscriber's snapshot never waits on the sequencer. After a
+group, each book that changed sends one delta message: the changed levels (size 0 removes a level),
+the book's sequence after them and the sequence of the previous message (a client whose last sequence
+differs has missed something and resubscribes), and a checksum of the top CHECKSUM_LEVELS levels.
+
+A client's queue holds at most QUEUE_MAX messages. When a client falls behind, its queue is dropped
+and it gets a fresh snapshot of each book it follows (and a `resync` notice on its other channels), so
+it never sees a silent gap.
+
+Checksum: CRC-32 (zlib) of the ASCII text `b1p:b1s,b2p:b2s,...|a1p:a1s,...` over the best
+CHECKSUM_LEVELS bids (highest first) and asks (lowest first), prices in ticks and sizes in lots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from sortedcontainers import SortedDict
+
+from exos.events import EventKind, RawEvent, decode
+
+CHECKSUM_LEVELS = 25
+QUEUE_MAX = 1000
+_DELTA = int(EventKind.BOOK_DELTA)
+_FILL = int(EventKind.FILL)
+_LISTED = int(EventKind.MARKET_LISTED)
+_MARKET_EVENT = int(EventKind.MARKET_EVENT)
+# events that name an account: its address is the field after market and order id (or first)
+_ADDRESS_AT = {
+    int(EventKind.ORDER_ACCEPTED): 6, int(EventKind.FILL): 7, int(EventKind.ORDER_CANCELLED): 6,
+    int(EventKind.ORDER_EXPIRED): 6, int(EventKind.ORDER_AMENDED): 6, int(EventKind.ORDER_DELAYED): 6,
+    int(EventKind.DEPOSITED): 4, int(EventKind.WITHDRAWN): 4, int(EventKind.TRANSFERRED): 4,
+    int(EventKind.AGENT_APPROVED): 4, int(EventKind.AGENT_REVOKED): 4,
+}  # fmt: skip
+
+
+def checksum(bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]]) -> int:
+    """The CRC-32 of the top levels (see the module docstring)."""
+    text = ",".join(f"{p}:{s}" for p, s in bids) + "|" + ",".join(f"{p}:{s}" for p, s in asks)
+    return zlib.crc32(text.encode())
+
+
+class Book:
+    """One market's L2 levels: price -> (size, count), bids keyed negated so both sides iterate best first."""
+
+    __slots__ = ("asks", "bids", "seq")
+
+    def __init__(self, seq: int = 0) -> None:
+        """An empty book at sequence `seq`."""
+        self.bids: SortedDict = SortedDict()
+        self.asks: SortedDict = SortedDict()
+        self.seq = seq
+
+    def set(self, side: int, price: int, size: int, count: int) -> None:
+        """One level's new size (0 removes it)."""
+        levels, key = (self.bids, -price) if side == 0 else (self.asks, price)
+        if size:
+            levels[key] = (size, count)
+        else:
+            levels.pop(key, None)
+
+    def top(self, side: int, n: int) -> list[tuple[int, int, int]]:
+        """The best `n` levels of a side: (price, size, count)."""
+        levels = self.bids if side == 0 else self.asks
+        sign = -1 if side == 0 else 1
+        return [(sign * k, *levels[k]) for k in levels.islice(0, n)]
+
+    def checksum(self) -> int:
+        """The checksum of the top levels."""
+        bids = [(p, s) for p, s, _ in self.top(0, CHECKSUM_LEVELS)]
+        asks = [(p, s) for p, s, _ in self.top(1, CHECKSUM_LEVELS)]
+        return checksum(bids, asks)
+
+
+class Subscriber:
+    """One WebSocket client's subscriptions and its bounded outgoing queue."""
+
+    def __init__(self) -> None:
+        """No subscriptions, an empty queue."""
+        self.queue: deque[dict[str, Any]] = deque()
+        self.wake = asyncio.Event()
+        self.behind = False
+        self.subs: set[tuple[str, str | bytes]] = set()  # (channel, market name or account address)
+
+    def push(self, message: dict[str, Any]) -> None:
+        """Queue a message; a full queue marks the client behind (the sender resyncs it)."""
+        if self.behind:
+            return
+        if len(self.queue) >= QUEUE_MAX:
+            self.queue.clear()
+            self.behind = True
+        else:
+            self.queue.append(message)
+        self.wake.set()
+
+
+class Feed:
+    """The verifier's books and subscribers, fed with every group's raw events."""
+
+    def __init__(self) -> None:
+        """No books yet (load a snapshot first)."""
+        self.books: dict[str, Book] = {}
+        self.last_seq: dict[str, int] = {}  # the sequence of each book's last delta message
+        self.book_subs: dict[str, set[Subscriber]] = {}
+        self.trade_subs: dict[str, set[Subscriber]] = {}
+        self.user_subs: dict[bytes, set[Subscriber]] = {}
+
+    def load(self, books: list[Any]) -> None:
+        """Start from the sequencer's snapshot: (market, seq, bids, asks) with (price, size, count) rows."""
+        for market, seq, bids, asks in books:
+            book = self.books[market] = Book(seq)
+            for side, rows in ((0, bids), (1, asks)):
+                for price, size, count in rows:
+                    book.set(side, price, size, count)
+            self.last_seq[market] = seq
+
+    def snapshot(self, market: str, *, resync: bool = False) -> dict[str, Any]:
+        """A book's full snapshot message."""
+        book = self.books[market]
+
+        def rows(side: int) -> list[list[str]]:
+            return [[str(p), str(s), str(c)] for p, s, c in book.top(side, len(book.bids if side == 0 else book.asks))]
+
+        return {"channel": "book", "type": "snapshot", "market": market, "seq": str(self.last_seq[market]),
+                "bids": rows(0), "asks": rows(1), "checksum": str(book.checksum()), "resync": resync}  # fmt: skip
+
+    def publish(self, events: list[RawEvent]) -> None:
+        """Apply a group's events to the books and queue what each subscriber follows."""
+        changed: dict[str, list[RawEvent]] = {}
+        books = self.books
+        for event in events:
+            kind = event[3]
+            if kind == _DELTA:
+                market = event[4]
+                books[market].set(event[5], event[6], event[7], event[8])
+                books[market].seq = event[9]
+                if market in self.book_subs:
+                    changed.setdefault(market, []).append(event)
+                else:
+                    self.last_seq[market] = event[9]
+            elif kind == _LISTED:
+                books.setdefault(event[4], Book())
+                self.last_seq.setdefault(event[4], 0)
+            if kind == _FILL and not event[10] and event[4] in self.trade_subs:
+                trade = {"channel": "trades", "market": event[4], "trade_id": str(event[5]), "side": event[9],
+                         "price": str(event[11]), "size": str(event[12]), "outcome": event[17], "seq": str(event[0])}  # fmt: skip
+                for subscriber in self.trade_subs[event[4]]:
+                    subscriber.push(trade)
+            if self.user_subs:
+                self._user(event)
+        for market, deltas in changed.items():
+            book = books[market]
+            bids = [[str(e[6]), str(e[7]), str(e[8])] for e in deltas if e[5] == 0]
+            asks = [[str(e[6]), str(e[7]), str(e[8])] for e in deltas if e[5] != 0]
+            message = {"channel": "book", "type": "delta", "market": market, "seq": str(book.seq),
+                       "prev_seq": str(self.last_seq[market]), "bids": bids, "asks": asks,
+                       "checksum": str(book.checksum())}  # fmt: skip
+            self.last_seq[market] = book.seq
+            for subscriber in self.book_subs[market]:
+                subscriber.push(message)
+
+    def _user(self, event: RawEvent) -> None:
+        """Queue an account's own events (orders, fills, transfers, payouts) on its user channel."""
+        at = _ADDRESS_AT.get(event[3])
+        if at is not None:
+            subscribers = self.user_subs.get(event[at])
+        elif event[3] == _MARKET_EVENT and '"address":"0x' in event[6]:
+            start = event[6].index('"address":"0x') + 13
+            subscribers = self.user_subs.get(bytes.fromhex(event[6][start : start + 40]))
+        else:
+            return
+        if subscribers:
+            message = {"channel": "user", **event_json(decode(event))}
+            for subscriber in subscribers:
+                subscriber.push(message)
+
+    def _table(self, channel: str) -> dict[Any, set[Subscriber]]:
+        """The subscribers of one channel by key."""
+        return {"book": self.book_subs, "trades": self.trade_subs, "user": self.user_subs}[channel]
+
+    def subscribe(self, subscriber: Subscriber, channel: str, key: str | bytes) -> None:
+        """Follow a channel: book or trades of a market (name), or user (address); the caller checked the key."""
+        self._table(channel).setdefault(key, set()).add(subscriber)
+        subscriber.subs.add((channel, key))
+        if channel == "book":
+            assert isinstance(key, str)
+            subscriber.push(self.snapshot(key))
+
+    def unsubscribe(self, subscriber: Subscriber, channel: str | None = None, key: str | bytes | None = None) -> None:
+        """Stop following one channel, or (no channel) everything."""
+        for c, k in list(subscriber.subs):
+            if channel in (None, c) and key in (None, k):
+                table = self._table(c)
+                table[k].discard(subscriber)
+                if not table[k]:
+                    del table[k]
+                subscriber.subs.discard((c, k))
+
+    def catch_up(self, subscriber: Subscriber) -> list[dict[str, Any]]:
+        """For a client that fell behind: a snapshot of each book it follows and a resync notice per channel."""
+        subscriber.queue.clear()
+        subscriber.behind = False
+        out = []
+        for channel, key in sorted(subscriber.subs, key=repr):
+            if channel == "book":
+                assert isinstance(key, str)
+                out.append(self.snapshot(key, resync=True))
+            else:
+                shown = "0x" + key.hex() if isinstance(key, bytes) else key
+                out.append({"channel": channel, "type": "resync", "key": shown})
+        return out
+
+
+def event_json(event: Any) -> dict[str, Any]:
+    """One decoded event as JSON: bytes as 0x-hex, integers as decimal strings, the cause by name."""
+    out: dict[str, Any] = {"type": type(event).__name__}
+    for field in event.__attrs_attrs__:
+        value = getattr(event, field.name)
+        out[field.name] = value.name.lower() if field.name == "cause" else _jsonable(value)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """A field as JSON."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return str(value)

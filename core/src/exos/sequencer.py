@@ -1,0 +1,350 @@
+"""The sequencer: the one process that owns the engine and its journal, and what it answers.
+
+Verified actions reach it already stamped with their signer; it stamps the time (milliseconds, never
+earlier than the last command), checks the gateway's rate limits, applies everything that arrived
+together as one group commit (one fsync acknowledges them all) and hands back each action's events.
+Reads (books, accounts, orders, trades, fills) are answered from the engine and the tape between
+groups, so a client reads its own writes.
+
+`Sequencer` is the logic; `run` is the process loop that serves verifier processes over Unix sockets
+(`exos.wire` frames). The same `Sequencer` serves in-process (`exos.server.LocalBackend`) for tests and
+for `--verifiers 0`.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from exos import commands as C
+from exos.engine import Engine
+from exos.events import EventKind, RawEvent
+from exos.ratelimit import Buckets, Limits
+from exos.tape import Tape
+from exos.wire import FrameReader, frame
+
+log = structlog.get_logger(__name__)
+
+_DONE = int(EventKind.COMMAND_DONE)
+_CANCELS = frozenset((int(C.Kind.CANCEL), int(C.Kind.CANCEL_BY_CLIENT_ID), int(C.Kind.CANCEL_ALL)))
+_ADDRESS = slice(26, 46)  # the account address inside a canonical record
+_TIMESTAMP = slice(10, 18)
+BOOK_LEVELS_MAX = 1000
+
+
+class QueryError(Exception):
+    """A read that cannot be answered: HTTP status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        """The error envelope's parts."""
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+Item = tuple[str, str] | tuple[int, int]  # an error (code, message) or a slice of the group's events
+
+
+def _hex(raw: bytes) -> str:
+    return "0x" + raw.hex()
+
+
+class Sequencer:
+    """The engine behind the gateway: group commits, rate limits, reads."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], int] | None = None, limits: Limits | None = None) -> None:
+        """Serve `engine`; `clock` gives milliseconds (default: the wall clock)."""
+        self.engine = engine
+        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        limits = limits or Limits()
+        self.by_address = Buckets(limits.address_rate, limits.address_burst)
+        self.by_ip = Buckets(limits.ip_rate, limits.ip_burst)
+        self.tape = Tape()
+        self.admin = engine.manifest.venue.admins[0]
+
+    def now(self) -> int:
+        """A timestamp no earlier than the engine's last."""
+        return max(self.clock(), self.engine.last_timestamp)
+
+    # ------------------------------------------------------------ writes
+
+    def submit(self, requests: list[tuple[str | None, list[bytes]]]) -> tuple[list[RawEvent], list[list[Item]]]:
+        """Apply requests (sender IP, signed records) as one group commit: all events, and per request per record
+        an error or the slice of the events that are its own."""
+        now = self.now().to_bytes(8, "little", signed=True)
+        records: list[bytes] = []
+        answers: list[list[Item]] = []
+        for ip, items in requests:
+            answer: list[Item] = []
+            only_cancels = all(r[0] in _CANCELS for r in items)
+            if ip is not None and not self.by_ip.take(ip, force=only_cancels):
+                answers.append([("RATE_LIMITED", f"more than {self.by_ip.rate:g} requests/s from {ip}")] * len(items))
+                continue
+            for record in items:
+                if record[0] not in _CANCELS and not self.by_address.take(record[_ADDRESS]):
+                    rate = self.by_address.rate
+                    answer.append(("RATE_LIMITED", f"more than {rate:g} actions/s for {_hex(record[_ADDRESS])}"))
+                    continue
+                answer.append((len(records), 0))  # the record's position, turned into its events below
+                records.append(record[:10] + now + record[18:])
+            answers.append(answer)
+        events = self.engine.submit_records(records) if records else []
+        starts = [0]
+        for i, event in enumerate(events):
+            if event[3] == _DONE:
+                starts.append(i + 1)
+        for answer in answers:
+            for j, item in enumerate(answer):
+                if isinstance(item[0], int):
+                    n = item[0]
+                    answer[j] = (starts[n], starts[n + 1])
+        self.tape.record(events)
+        return events, answers
+
+    def due(self) -> bool:
+        """Whether an engine timer is due by the clock (then `tick` fires it)."""
+        due = self.engine.timers.next_time()
+        return due is not None and due <= self.clock()
+
+    def tick(self) -> list[RawEvent]:
+        """Advance the engine's time to now (a journaled Tick by the admin): timers fire."""
+        command = C.Tick(actor=C.Actor(self.admin), timestamp=self.now())
+        events, _ = self.submit([(None, [command.pack()])])
+        return events
+
+    def faucet(self, address: bytes, sub: int) -> tuple[list[RawEvent], dict[str, str]]:
+        """Credit the manifest's faucet amounts to an account (QueryError unless the manifest enables one)."""
+        venue = self.engine.manifest.venue
+        if not venue.faucet:
+            raise QueryError(404, "NO_FAUCET", "this venue's manifest enables no faucet")
+        records, credited = [], {}
+        for symbol, amount in sorted(venue.faucet.items()):
+            units = int(amount * Decimal(10) ** self.engine.manifest.asset(symbol).decimals)
+            records.append(C.Deposit(actor=C.Actor(address, sub, self.admin), timestamp=0, asset=symbol,
+                                     amount=units).pack())  # fmt: skip
+            credited[symbol] = str(units)
+        events, [answer] = self.submit([(None, records)])
+        for start, end in answer:  # type: ignore[misc]
+            if not events[end - 1][4]:
+                rejected = events[end - 2]
+                raise QueryError(400, rejected[4], rejected[5])
+        return events, credited
+
+    # ------------------------------------------------------------ reads
+
+    def query(self, name: str, args: dict[str, Any]) -> Any:
+        """Answer a read by name (JSON-able, numbers as strings); QueryError if it cannot be answered."""
+        handler = getattr(self, "q_" + name, None)
+        if handler is None:
+            raise QueryError(404, "NOT_FOUND", f"no query {name!r}")
+        return handler(**args)
+
+    def q_info(self) -> dict[str, str]:
+        """The signing domain."""
+        venue = self.engine.manifest.venue
+        return {"name": venue.name, "version": "1", "chain_id": str(venue.chain_id),
+                "verifying_contract": _hex(venue.verifying_contract)}  # fmt: skip
+
+    def q_markets(self) -> list[dict[str, Any]]:
+        """Every market with its listing and status."""
+        out = []
+        for ms in self.engine.markets:
+            listing = json.loads(ms.spec_json)
+            out.append({
+                "name": ms.name, "type": ms.market_type, "base": ms.base_symbol, "quote": ms.quote_symbol,
+                "tick_size": str(listing["tick_size"]), "lot_size": str(listing["lot_size"]),
+                "status": C.Status(ms.status).name.lower(), "outcomes": str(ms.outcomes),
+                "params": {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                           for k, v in listing.items() if k not in ("name", "tick_size", "lot_size")},
+            })  # fmt: skip
+        return out
+
+    def _market(self, market: str) -> Any:
+        try:
+            return self.engine.market_state(market)
+        except KeyError:
+            raise QueryError(404, "UNKNOWN_MARKET", f"no market named {market!r}") from None
+
+    def q_book(self, market: str, levels: int = 10, outcome: int = 0) -> dict[str, Any]:
+        """L2 depth (price, size, count as strings; best first) with the book's sequence number."""
+        ms = self._market(market)
+        try:
+            bids, asks = self.engine.depth(market, levels, outcome)
+        except ValueError as exc:
+            raise QueryError(422, "BAD_REQUEST", str(exc)) from None
+
+        def rows(side: list[Any]) -> list[list[str]]:
+            return [[str(lv.price), str(lv.size), str(lv.count)] for lv in side]
+
+        return {"market": market, "seq": str(ms.book.seq), "bids": rows(bids), "asks": rows(asks)}
+
+    def q_books(self) -> list[tuple[str, int, list[tuple[int, int, int]], list[tuple[int, int, int]]]]:
+        """Every book at full depth (market, seq, bids, asks as integer rows): the feed's starting point."""
+        out = []
+        for ms in self.engine.markets:
+            bids, asks = ms.book.depth(0, 1 << 30), ms.book.depth(1, 1 << 30)
+            out.append((ms.name, ms.book.seq, [(lv.price, lv.size, lv.count) for lv in bids],
+                        [(lv.price, lv.size, lv.count) for lv in asks]))  # fmt: skip
+        return out
+
+    def q_account(self, address: bytes, sub: int = 0) -> dict[str, Any]:
+        """Balances (available and locked) and open orders of one sub-account."""
+        balances = {
+            symbol: {"available": str(a), "locked": str(lk)}
+            for symbol, (a, lk) in self.engine.balances(address, sub).items()
+            if a or lk
+        }
+        orders = [_open_order(name, o) for name, o in self.engine.open_orders(address, sub)]
+        return {"address": _hex(address), "sub": sub, "balances": balances, "open_orders": orders}
+
+    def q_order(self, market: str, order_id: int | None = None, address: bytes = b"", sub: int = 0,
+                client_id: bytes = b"") -> dict[str, Any]:  # fmt: skip
+        """One order's status by id, or by the account's client id: open, delayed, filled, cancelled or expired."""
+        self._market(market)
+        if order_id is None:
+            open_order = self.engine.order_by_client_id(market, address, sub, client_id)
+            order_id = open_order.order_id if open_order is not None else self.tape.order_id(market, address, sub,
+                                                                                              client_id)  # fmt: skip
+            if order_id is None:
+                raise QueryError(404, "UNKNOWN_ORDER", f"no recent order with client id 0x{client_id.hex()}")
+        row = self.tape.order(market, order_id)
+        live = self.engine.order(market, order_id)
+        if live is not None:
+            out = _open_order(market, live)
+            out["status"] = "open"
+            out["filled"] = str(live.size - live.remaining)
+            return out
+        if row is None:
+            raise QueryError(404, "UNKNOWN_ORDER", f"order {order_id} in {market} is neither open nor recent")
+        first = row[3]
+        return {"market": market, "order_id": str(order_id), "address": _hex(first[6]), "sub": first[7],
+                "side": first[8], "price": str(first[9]), "size": str(row[2]), "filled": str(row[1]),
+                "status": row[0], "reason": row[4] if len(row) > 4 else None}  # fmt: skip
+
+    def q_trades(self, market: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The market's most recent trades (newest first; price and side in the taker's terms)."""
+        self._market(market)
+        trades = self.tape.trades.get(market, ())
+        return [_trade(e) for e in list(trades)[::-1][:limit]]
+
+    def q_fills(self, address: bytes, sub: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """An account's most recent fills (newest first)."""
+        fills = self.tape.fills.get((address, sub), ())
+        return [_fill(e) for e in list(fills)[::-1][:limit]]
+
+
+def _open_order(market: str, o: Any) -> dict[str, Any]:
+    """An open order as JSON."""
+    return {"market": market, "order_id": str(o.order_id), "side": int(o.side), "price": str(o.price),
+            "size": str(o.size), "remaining": str(o.remaining), "outcome": o.slots[3],
+            "client_id": None if o.client_id is None else _hex(o.client_id)}  # fmt: skip
+
+
+def _trade(e: RawEvent) -> dict[str, Any]:
+    """A trade (the taker's fill event) as JSON."""
+    return {"market": e[4], "trade_id": str(e[5]), "side": e[9], "price": str(e[11]), "size": str(e[12]),
+            "outcome": e[17], "seq": str(e[0])}  # fmt: skip
+
+
+def _fill(e: RawEvent) -> dict[str, Any]:
+    """A fill as JSON."""
+    return {**_trade(e), "order_id": str(e[6]), "maker": e[10], "fee": str(e[13]), "fee_asset": e[14]}
+
+
+# ------------------------------------------------------------------ the process loop
+
+
+def run(
+    sequencer: Sequencer, peers: list[socket.socket], should_stop: Callable[[], bool], on_ready: Callable[[], None]
+) -> None:
+    """Serve verifier processes over `peers` until `should_stop()` or every peer has gone (`on_ready` per ready one)."""
+    selector = selectors.DefaultSelector()
+    readers = {}
+    for peer in peers:
+        peer.setblocking(False)
+        selector.register(peer, selectors.EVENT_READ)
+        readers[peer] = FrameReader()
+    live = set(peers)
+    while live and not should_stop():
+        ready = selector.select(timeout=0.05)
+        submits: list[tuple[socket.socket, int, str | None, list[bytes]]] = []
+        reads: list[tuple[socket.socket, tuple[Any, ...]]] = []
+        for key, _ in ready:
+            peer = key.fileobj
+            assert isinstance(peer, socket.socket)
+            try:
+                data = peer.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            if not data:
+                selector.unregister(peer)
+                live.discard(peer)
+                continue
+            for message in readers[peer].feed(data):
+                request = marshal.loads(message)
+                if request[0] == "s":
+                    submits.append((peer, request[1], request[2], request[3]))
+                elif request[0] == "r":
+                    on_ready()
+                else:
+                    reads.append((peer, request))
+        events: list[RawEvent] = []
+        replies: dict[socket.socket, list[tuple[int, list[Item]]]] = {peer: [] for peer in live}
+        if submits:
+            events, answers = sequencer.submit([(ip, records) for _, _, ip, records in submits])
+            for (peer, request_id, _, _), answer in zip(submits, answers, strict=True):
+                if peer in replies:
+                    replies[peer].append((request_id, answer))
+        elif sequencer.due():
+            events = sequencer.tick()
+        if events or any(
+            replies.values()
+        ):  # before any read is answered: a feed's snapshot must not already hold these events
+            _broadcast(events, replies, live)
+        for peer, request in reads:
+            if request[0] == "f":
+                try:
+                    faucet_events, credited = sequencer.faucet(request[2], request[3])
+                    _broadcast(faucet_events, {}, live)
+                    answer: tuple[Any, ...] = ("q", request[1], 200, credited)
+                except QueryError as exc:
+                    answer = ("q", request[1], exc.status, {"code": exc.code, "message": exc.message})
+            else:
+                answer = _read(sequencer, request)
+            _send(peer, answer, live)
+    selector.close()
+
+
+def _broadcast(events: list[RawEvent], replies: dict[socket.socket, list[Any]], live: set[socket.socket]) -> None:
+    """Every verifier gets the group's events (its feed) with the answers to its own requests."""
+    blob = marshal.dumps(events)
+    for peer in list(live):
+        _send(peer, ("g", blob, replies.get(peer, [])), live)
+
+
+def _read(sequencer: Sequencer, request: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Answer one read request ("q", id, name, args)."""
+    try:
+        return ("q", request[1], 200, sequencer.query(request[2], request[3]))
+    except QueryError as exc:
+        return ("q", request[1], exc.status, {"code": exc.code, "message": exc.message})
+    except Exception as exc:  # a read must never take the sequencer down
+        log.exception("exos.sequencer.read_failed", query=request[2])
+        return ("q", request[1], 500, {"code": "INTERNAL", "message": f"{type(exc).__name__}"})
+
+
+def _send(peer: socket.socket, message: tuple[Any, ...], live: set[socket.socket]) -> None:
+    """Send one frame; a verifier that has gone is dropped."""
+    try:
+        peer.setblocking(True)
+        peer.sendall(frame(marshal.dumps(message)))
+        peer.setblocking(False)
+    except OSError:
+        live.discard(peer)

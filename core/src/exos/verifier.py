@@ -1,0 +1,30 @@
+"""A verifier process (`python -m exos.verifier LISTEN_FD SEQUENCER_FD`), started by `exos serve`.
+
+It serves the API on the listening socket it shares with its sibling verifiers (the kernel spreads
+connections across them), checks signatures, and forwards verified records to the sequencer over
+its Unix socket. It leaves Ctrl-C to the sequencer, which stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+
+
+def main(argv: list[str]) -> int:
+    """Serve until SIGTERM or until the sequencer goes away."""
+    import uvicorn
+
+    from exos.server import RemoteBackend, create_app
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    listener = socket.socket(fileno=int(argv[1]))
+    backend = RemoteBackend.connect(socket.socket(fileno=int(argv[2])))
+    server = uvicorn.Server(uvicorn.Config(create_app(backend), log_level="warning", ws_max_size=1 << 20))
+    server.run(sockets=[listener])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
