@@ -247,3 +247,58 @@ def test_a_signed_batch_gives_a_result_per_item(server: tuple[str, Engine]) -> N
         too_many = client.post("/v1/actions/batch", json={"actions": [good[0]] * 101})
         assert too_many.status_code == 422
     assert engine.seq == before + 2 + 5  # the faucet's two deposits, then every item reached the engine
+
+
+def test_two_verifier_processes_serve_one_sequencer(tmp_path: Path) -> None:
+    """With --verifiers 2 two API processes share the port; trades placed through either reach a subscriber of
+    either, and the book they report is the same."""
+    import websockets.sync.client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exos.cli", "serve", str(manifest(tmp_path)), "--port", str(port), "--verifiers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("listening on")
+        children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == process.pid]
+        assert len(children) == 2
+        base = f"http://127.0.0.1:{port}"
+        with websockets.sync.client.connect(f"ws://127.0.0.1:{port}/v1/ws") as ws:
+            ws.send('{"op": "subscribe", "channel": "trades", "market": "BTC-USDC"}')
+            assert '"subscription"' in ws.recv(timeout=10)
+            from exos.signing import Domain, sign
+
+            other_key = keccak(b"another trader")
+            other = bytes.fromhex(Account.from_key(other_key).address[2:])
+            domain = Domain("exos spot demo", "1", CHAIN_ID, bytes.fromhex(VERIFIER[2:]))
+            for who in (TRADER, other):
+                httpx.post(f"{base}/v1/faucet", json={"address": "0x" + who.hex()}, timeout=10)
+            for i in range(12):  # a fresh connection each time: the kernel spreads them over both verifiers
+                if i % 2 == 0:
+                    body = signed(order(1_700_000_000_000 + i))
+                else:
+                    record = C.PlaceOrder(actor=C.Actor(other), timestamp=0, nonce=1_700_000_000_000 + i,
+                                          market="BTC-USDC", side=1, price=6_500_000, size=3).pack()  # fmt: skip
+                    body = {"record": "0x" + record.hex(), "signature": "0x" + sign(record, other_key, domain).hex()}
+                response = httpx.post(f"{base}/v1/actions", json=body, timeout=10)
+                assert response.json()["accepted"], response.text
+            trades = [ws.recv(timeout=10) for _ in range(6)]
+        assert all('"channel":"trades"' in t for t in trades)
+        books = {httpx.get(f"{base}/v1/markets/BTC-USDC/book", timeout=10).text for _ in range(6)}
+        assert len(books) == 1  # every verifier forwards reads to the one sequencer
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0
+        process.stdout.close() if process.stdout else None
+
+
+def _parent(proc: Path) -> int:
+    """The parent pid of a /proc entry (0 if it has gone)."""
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0

@@ -141,7 +141,8 @@ def test_agents_are_state(engine: Engine) -> None:
 
 
 def test_a_venue_can_require_nonces_near_the_command_time(tmp_path: Path) -> None:
-    """With `nonce_window_ms = [past, future]` a nonce must lie in (t - past, t + future); reuse stays refused."""
+    """With `nonce_window_ms = [past, future]` a nonce must lie in (t - past, t + future); older is an expired
+    action; reuse stays refused."""
     text = (
         (ROOT / "examples" / "spot.toml")
         .read_text()
@@ -159,7 +160,7 @@ def test_a_venue_can_require_nonces_near_the_command_time(tmp_path: Path) -> Non
                                price=6_500_000, size=1)  # fmt: skip
         return code(engine.submit(command))
 
-    assert place(t - 1000) == "NONCE"
+    assert place(t - 1000) == "EXPIRED_ACTION"  # signed too long ago
     assert place(t + 500) == "NONCE"
     assert place(t - 999) is None
     assert place(t + 499) is None

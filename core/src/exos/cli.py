@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verifiers",
         type=int,
         default=1,
-        choices=range(0, 33),
+        choices=range(33),
         metavar="N",
         help="API processes that check signatures (0: everything in this one process)",
     )

@@ -457,14 +457,15 @@ class Engine:
                 self._authorise(fields, signer, timestamp)
             nonce = fields[9]
             if nonce:
-                why = self.nonces.check(fields[11], nonce)
-                if why is None and self._nonce_window is not None:
-                    past, future = self._nonce_window
-                    if nonce <= timestamp - past:  # signed too long ago: the action has expired
-                        raise Rejection("EXPIRED_ACTION", f"nonce {nonce} is at or before {timestamp - past}, "
+                window = self._nonce_window
+                if window is not None:
+                    if nonce <= timestamp - window[0]:  # signed too long ago: the action has expired
+                        raise Rejection("EXPIRED_ACTION", f"nonce {nonce} is at or before {timestamp - window[0]}, "
                                         f"the start of the venue's window at {timestamp}")  # fmt: skip
-                    if nonce >= timestamp + future:
-                        why = f"nonce {nonce} is at or after {timestamp + future}, the end of the venue's window"
+                    if nonce >= timestamp + window[1]:
+                        raise Rejection("NONCE", f"nonce {nonce} is at or after {timestamp + window[1]}, the end of "
+                                        "the venue's window")  # fmt: skip
+                why = self.nonces.check(fields[11], nonce)
                 if why is not None:
                     raise Rejection("NONCE", why)
             handler = self._handlers.get(fields[0])

@@ -22,9 +22,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
-from exos.events import EventKind, RawEvent, decode
+from exos.events import CLASSES, FIELDS, Cause, EventKind, RawEvent
 
 CHECKSUM_LEVELS = 25
 QUEUE_MAX = 1000
@@ -150,7 +150,8 @@ class Feed:
                 self.last_seq.setdefault(event[4], 0)
             if kind == _FILL and not event[10] and event[4] in self.trade_subs:
                 trade = {"channel": "trades", "market": event[4], "trade_id": str(event[5]), "side": event[9],
-                         "price": str(event[11]), "size": str(event[12]), "outcome": event[17], "seq": str(event[0])}  # fmt: skip
+                         "price": str(event[11]), "size": str(event[12]), "outcome": event[17],
+                         "seq": str(event[0])}  # fmt: skip
                 for subscriber in self.trade_subs[event[4]]:
                     subscriber.push(trade)
             if self.user_subs:
@@ -177,13 +178,15 @@ class Feed:
         else:
             return
         if subscribers:
-            message = {"channel": "user", **event_json(decode(event))}
+            message = {"channel": "user", **raw_json(event)}
             for subscriber in subscribers:
                 subscriber.push(message)
 
     def _table(self, channel: str) -> dict[Any, set[Subscriber]]:
         """The subscribers of one channel by key."""
-        return {"book": self.book_subs, "trades": self.trade_subs, "user": self.user_subs}[channel]
+        tables: dict[str, dict[Any, set[Subscriber]]] = {"book": self.book_subs, "trades": self.trade_subs,
+                                                          "user": self.user_subs}  # fmt: skip
+        return tables[channel]
 
     def subscribe(self, subscriber: Subscriber, channel: str, key: str | bytes) -> None:
         """Follow a channel: book or trades of a market (name), or user (address); the caller checked the key."""
@@ -216,6 +219,24 @@ class Feed:
                 shown = "0x" + key.hex() if isinstance(key, bytes) else key
                 out.append({"channel": channel, "type": "resync", "key": shown})
         return out
+
+
+_NAMES = {int(kind): (cls.__name__, FIELDS[kind]) for kind, cls in CLASSES.items()}
+_CAUSE_NAMES = {int(c): c.name.lower() for c in Cause}
+
+
+def raw_json(raw: RawEvent) -> dict[str, Any]:
+    """One raw event as JSON (the same object as `event_json(decode(raw))`, without building the attrs view)."""
+    name, fields = _NAMES[raw[3]]
+    out: dict[str, Any] = {"type": name, "seq": str(raw[0]), "index": str(raw[1]), "cause": _CAUSE_NAMES[raw[2]]}
+    for field, value in zip(fields, raw[4:], strict=True):
+        if value.__class__ is int:
+            out[field] = str(value)
+        elif value.__class__ is str or value is None or value.__class__ is bool:
+            out[field] = value
+        else:
+            out[field] = _jsonable(value)
+    return out
 
 
 def event_json(event: Any) -> dict[str, Any]:

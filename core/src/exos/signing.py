@@ -58,6 +58,12 @@ DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address 
 AGENT_TYPE = b"Agent(string source,bytes32 connectionId)"
 
 
+_SEPARATORS: dict[Domain, bytes] = {}
+_AGENT_TYPE_HASH = keccak(AGENT_TYPE)
+_SOURCE_HASHES = {"a": keccak(b"a"), "b": keccak(b"b")}
+_ADDRESSES: dict[bytes, bytes] = {}  # public key -> address: signers repeat, and keccak costs ~8 µs
+
+
 class SignatureError(ExosError):
     """A signature that cannot authorise anything (malformed, malleable, or for another domain)."""
 
@@ -74,6 +80,13 @@ class Domain:
     verifying_contract: bytes
 
     def separator(self) -> bytes:
+        """The EIP-712 domain separator (computed once per domain)."""
+        cached = _SEPARATORS.get(self)
+        if cached is None:
+            cached = _SEPARATORS[self] = self._separator()
+        return cached
+
+    def _separator(self) -> bytes:
         """The EIP-712 domain separator."""
         if len(self.verifying_contract) != ADDRESS_LEN:
             raise SignatureError("domain: the verifying contract is a 20-byte address")
@@ -115,9 +128,15 @@ def connection_id(record: bytes) -> bytes:
     return keccak(unsigned(record))
 
 
+def _source_hash(source: str) -> bytes:
+    """keccak256 of the Agent struct's source string."""
+    cached = _SOURCE_HASHES.get(source)
+    return cached if cached is not None else keccak(source.encode())
+
+
 def agent_digest(record: bytes, domain: Domain, source: str = "a") -> bytes:
     """The EIP-712 digest of a trading command: the Agent struct over its connection id."""
-    struct_hash = keccak(keccak(AGENT_TYPE) + keccak(source.encode()) + connection_id(record))
+    struct_hash = keccak(_AGENT_TYPE_HASH + _source_hash(source) + connection_id(record))
     return keccak(b"\x19\x01" + domain.separator() + struct_hash)
 
 
@@ -214,7 +233,7 @@ def batch_digest(records: list[bytes], domain: Domain, source: str = "a") -> byt
         if record[0] in ACCOUNT_TYPES:
             raise SignatureError(f"batch: kind {record[0]} is an account action, signed on its own as typed data")
     connection = keccak(b"".join(unsigned(r) for r in records))
-    struct_hash = keccak(keccak(AGENT_TYPE) + keccak(source.encode()) + connection)
+    struct_hash = keccak(_AGENT_TYPE_HASH + _source_hash(source) + connection)
     return keccak(b"\x19\x01" + domain.separator() + struct_hash)
 
 
@@ -240,7 +259,13 @@ def recover_digest(message_digest: bytes, signature: bytes) -> bytes:
         key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), message_digest, hasher=None)
     except Exception as exc:  # coincurve raises plain Exception for an unrecoverable point
         raise SignatureError(f"signature: no public key recovers from it ({exc})") from None
-    return keccak(key.format(compressed=False)[1:])[-20:]
+    public = key.format(compressed=False)[1:]
+    address = _ADDRESSES.get(public)
+    if address is None:
+        if len(_ADDRESSES) >= 100_000:
+            _ADDRESSES.clear()
+        address = _ADDRESSES[public] = keccak(public)[-20:]
+    return address
 
 
 def sign(record: bytes, private_key: bytes, domain: Domain, source: str = "a") -> bytes:

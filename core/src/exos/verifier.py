@@ -7,6 +7,8 @@ its Unix socket. It leaves Ctrl-C to the sequencer, which stops it with SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -21,7 +23,17 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = socket.socket(fileno=int(argv[1]))
     backend = RemoteBackend.connect(socket.socket(fileno=int(argv[2])))
+    gc.collect()
+    gc.freeze()  # the app, the books and the imports live for good; see exos.sequencer.run
+    gc.set_threshold(50_000, 50, 1000)
     server = uvicorn.Server(uvicorn.Config(create_app(backend), log_level="warning", ws_max_size=1 << 20))
+
+    def stop(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    # uvicorn's handlers re-raise SIGTERM after shutdown (death by signal); a clean stop is exit 0
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    signal.signal(signal.SIGTERM, stop)
     server.run(sockets=[listener])
     return 0
 

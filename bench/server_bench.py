@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""Server benchmark: accepted (journaled) orders/s through `exos serve`, and latency to the user channel.
+
+Starts `exos serve` on the spot example (journal on, fsync per group commit, rate limits off) with 1
+and then 2 verifier processes, and drives it from one load process on the same machine with
+pre-signed orders (signing is not timed): crossing limit orders around one price on BTC-USDC, so the
+book stays small and about half the orders trade. Four ways in:
+
+- rest-single:  POST /v1/actions, one order per signature, C keep-alive connections, 1 in flight each;
+- rest-batch:   POST /v1/actions/signed-batch, 100 orders under one signature;
+- ws-single:    the WebSocket order channel, one order per signature, W in flight per connection;
+- ws-batch:     the order channel with signed batches of 100.
+
+"Accepted" counts orders whose answer says accepted (the engine took them and the group holding them
+is durable). Then, at half the best ws-single rate, a probe account rests an order and a second one
+crosses it every few ms: latency is from sending the crossing order to (a) its acknowledgement and
+(b) the maker's fill arriving on the maker's user channel; p50/p99 of each.
+
+Where the time goes: CPU seconds of the sequencer, of the verifiers and of the load generator per
+accepted order (from /proc), next to the wall time per order.
+
+    python bench/server_bench.py --seconds 5 --write bench/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import pathlib
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from coincurve import PrivateKey
+from eth_hash.auto import keccak
+
+from exos import commands as C
+from exos.signing import Domain, sign, sign_batch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MARKET = "BTC-USDC"
+MID = 6_500_000
+CHAIN_ID, VERIFYING = 1337, "0x" + "e0" * 20
+
+
+def key(i: int) -> tuple[bytes, bytes]:
+    """(private key, address) number i."""
+    private = keccak(b"exos bench key %d" % i)
+    return private, keccak(PrivateKey(private).public_key.format(compressed=False)[1:])[-20:]
+
+
+def manifest(directory: pathlib.Path) -> pathlib.Path:
+    """The spot example with a large faucet and a signing domain."""
+    text = (
+        (ROOT / "examples" / "spot.toml")
+        .read_text()
+        .replace(
+            'journal = "journal"',
+            f'journal = "journal"\nchain_id = {CHAIN_ID}\nverifying_contract = "{VERIFYING}"\n'
+            'faucet = { USDC = "1000000000", BTC = "100000", ETH = "1000000" }',
+        )
+    )
+    path = directory / "venue.toml"
+    path.write_text(text)
+    return path
+
+
+class Orders:
+    """Pre-signed crossing orders per key (nonces increase per key)."""
+
+    def __init__(self, domain: Domain, seed: int) -> None:
+        """Sign with `domain`."""
+        self.domain = domain
+        self.rng = random.Random(seed)
+        self.nonce = 1_000
+
+    def record(self, address: bytes, side: int | None = None, price: int | None = None, size: int = 0,
+               market: str = MARKET) -> bytes:  # fmt: skip
+        """One order's record (random side, price near MID and size 1..3 unless given)."""
+        self.nonce += 1
+        side = self.rng.randrange(2) if side is None else side
+        price = MID + self.rng.randrange(-8, 9) if price is None else price
+        return C.PlaceOrder(actor=C.Actor(address), timestamp=0, nonce=self.nonce, market=market, side=side,
+                            price=price, size=size or self.rng.randrange(1, 4)).pack()  # fmt: skip
+
+    def single(self, private: bytes, address: bytes, n: int) -> list[dict[str, str]]:
+        """n separately signed orders as request bodies."""
+        out = []
+        for _ in range(n):
+            record = self.record(address)
+            out.append({"record": "0x" + record.hex(), "signature": "0x" + sign(record, private, self.domain).hex()})
+        return out
+
+    def batches(self, private: bytes, address: bytes, n: int, size: int = 100) -> list[dict[str, Any]]:
+        """n signed batches of `size` orders."""
+        out = []
+        for _ in range(n):
+            records = [self.record(address) for _ in range(size)]
+            signature = sign_batch(records, private, self.domain)
+            out.append({"records": ["0x" + r.hex() for r in records], "signature": "0x" + signature.hex()})
+        return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its waited-for children)."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct child processes."""
+    out = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+class Server:
+    """`exos serve` in a subprocess."""
+
+    def __init__(self, directory: pathlib.Path, verifiers: int) -> None:
+        """Start it and wait until it listens."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        journal = directory / f"journal-{verifiers}-{time.monotonic_ns()}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exos.cli", "serve", str(manifest(directory)), "--port", str(self.port),
+             "--journal", str(journal), "--verifiers", str(verifiers), "--limit-address", "0", "--limit-ip", "0"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("listening on"):
+            raise RuntimeError(f"exos serve did not start: {line!r}")
+        self.verifier_pids = children_of(self.process.pid)
+
+    def cpu(self) -> tuple[float, float]:
+        """(sequencer CPU s, verifiers' CPU s) so far."""
+        return cpu_seconds(self.process.pid), sum(cpu_seconds(p) for p in self.verifier_pids)
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+# ------------------------------------------------------------------ load
+
+
+async def http_connection(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A keep-alive connection."""
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+def http_request(path: str, body: bytes) -> bytes:
+    """A raw HTTP/1.1 POST."""
+    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+
+
+async def http_answer(reader: asyncio.StreamReader) -> bytes:
+    """Read one response's body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return await reader.readexactly(length)
+
+
+def count_accepted(body: bytes) -> int:
+    """Accepted orders in an answer (single or batch)."""
+    return body.count(b'"accepted":true')
+
+
+async def rest_load(port: int, path: str, bodies: list[list[bytes]], seconds: float) -> tuple[int, int, float]:
+    """Each connection sends its bodies one at a time until time is up: (accepted, sent, elapsed)."""
+    accepted = sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one(queue: list[bytes]) -> None:
+        nonlocal accepted, sent
+        reader, writer = await http_connection(port)
+        for body in queue:
+            if time.perf_counter() > deadline:
+                break
+            writer.write(http_request(path, body))
+            answer = await http_answer(reader)  # awaited first: `accepted += await ...` would lose updates
+            accepted += count_accepted(answer)
+            sent += 1
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(q) for q in bodies))
+    return accepted, sent, time.perf_counter() - start
+
+
+async def ws_load(port: int, messages: list[list[bytes]], seconds: float, window: int) -> tuple[int, int, float]:
+    """Each connection keeps `window` order-channel messages in flight: (accepted, sent, elapsed)."""
+    import websockets
+
+    accepted = sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one(queue: list[bytes]) -> None:
+        nonlocal accepted, sent
+        async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws", max_size=1 << 24) as ws:
+            inflight = 0
+            it = iter(queue)
+            done = False
+            while True:
+                while not done and inflight < window:
+                    message = next(it, None)
+                    if message is None or time.perf_counter() > deadline:
+                        done = True
+                        break
+                    await ws.send(message.decode())
+                    inflight += 1
+                    sent += 1
+                if inflight == 0:
+                    break
+                answer = await ws.recv()
+                if isinstance(answer, str) and answer.startswith('{"channel":"post"'):
+                    inflight -= 1
+                    accepted += answer.count('"accepted":true')
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(q) for q in messages))
+    return accepted, sent, time.perf_counter() - start
+
+
+async def fund(port: int, addresses: list[bytes]) -> None:
+    """Faucet every address."""
+    reader, writer = await http_connection(port)
+    for address in addresses:
+        body = json.dumps({"address": "0x" + address.hex()}).encode()
+        writer.write(http_request("/v1/faucet", body))
+        await http_answer(reader)
+    writer.close()
+
+
+async def latency(port: int, domain: Domain, rate: float, seconds: float, background: list[list[bytes]],
+                  window: int) -> dict[str, float]:  # fmt: skip
+    """At `rate` background orders/s, probe send -> ack and send -> maker's fill on the user channel (ms)."""
+    import websockets
+
+    (maker_key, maker), (taker_key, taker) = key(900_001), key(900_002)
+    await fund(port, [maker, taker])
+    orders = Orders(domain, 99)
+    acks: list[float] = []
+    fills: list[float] = []
+    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws") as user, \
+            websockets.connect(f"ws://127.0.0.1:{port}/v1/ws") as trade:  # fmt: skip
+        await user.send(json.dumps({"op": "subscribe", "channel": "user", "address": "0x" + maker.hex()}))
+        await user.recv()
+        stop = time.perf_counter() + seconds
+
+        async def probe() -> None:
+            price = 300_000  # on ETH-USDC: the background trades BTC-USDC, so only the probes meet here
+            n = 0
+            while time.perf_counter() < stop:
+                n += 1
+                # one lot each: every probe is exactly one fill, nothing is left over for the next
+                rest = orders.record(maker, side=0, price=price - n % 50, size=1, market="ETH-USDC")
+                cross = orders.record(taker, side=1, price=price - n % 50, size=1, market="ETH-USDC")
+                for private, record in ((maker_key, rest), (taker_key, cross)):
+                    body = {
+                        "op": "post",
+                        "id": n,
+                        "action": {
+                            "record": "0x" + record.hex(),
+                            "signature": "0x" + sign(record, private, domain).hex(),
+                        },
+                    }
+                    sent = time.perf_counter()
+                    await trade.send(json.dumps(body))
+                    while True:
+                        answer = json.loads(await asyncio.wait_for(trade.recv(), 10))
+                        if answer.get("channel") == "post":
+                            break
+                    acked = time.perf_counter()
+                if answer.get("accepted"):
+                    acks.append((acked - sent) * 1000)
+                    while True:  # the maker's fill on its user channel
+                        message = json.loads(await asyncio.wait_for(user.recv(), 10))
+                        if message.get("type") == "Fill":
+                            fills.append((time.perf_counter() - sent) * 1000)
+                            break
+                await asyncio.sleep(0.005)
+
+        # the background load runs in its own process, so the probe's timings are not the load generator's delays
+        background_process = multiprocessing.get_context("fork").Process(
+            target=_paced_background, args=(port, rate, seconds, [m for q in background for m in q]), daemon=True
+        )
+        background_process.start()
+        try:
+            await probe()
+        finally:
+            background_process.join(seconds + 30)
+
+    def pct(values: list[float], q: float) -> float:
+        return round(statistics.quantiles(values, n=100)[q - 1], 2) if len(values) > 2 else float("nan")
+
+    return {"probes": len(fills), "ack_p50_ms": pct(acks, 50), "ack_p99_ms": pct(acks, 99),
+            "fill_p50_ms": pct(fills, 50), "fill_p99_ms": pct(fills, 99), "background_rate": round(rate)}  # fmt: skip
+
+
+def _paced_background(port: int, rate: float, seconds: float, messages: list[bytes]) -> None:
+    """Send order-channel messages at `rate` per second on one connection for `seconds` (a process of its own)."""
+    import websockets
+
+    async def run() -> None:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws", max_size=1 << 24) as ws:
+
+            async def drain() -> None:
+                async for _ in ws:
+                    pass
+
+            drainer = asyncio.ensure_future(drain())
+            start = time.perf_counter()
+            for n, message in enumerate(messages):
+                delay = start + n / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if time.perf_counter() - start > seconds:
+                    break
+                await ws.send(message.decode())
+            drainer.cancel()
+
+    asyncio.run(run())
+
+
+async def scenario(port: int, domain: Domain, kind: str, seconds: float, connections: int, window: int,
+                   seed: int) -> tuple[int, int, float, float, list[list[bytes]]]:  # fmt: skip
+    """Fund, pre-sign, run one way in; (accepted orders, requests, elapsed s, load CPU s, the bodies)."""
+    keys = [key(seed * 1000 + i) for i in range(connections)]
+    await fund(port, [a for _, a in keys])
+    orders = Orders(domain, seed)
+    single = kind.endswith("single")
+    per_conn = int(12_000 * seconds / connections) + 10 if single else int(500 * seconds / connections) + 2
+    bodies: list[list[bytes]] = []
+    for private, address in keys:
+        items = orders.single(private, address, per_conn) if single else orders.batches(private, address, per_conn)
+        if kind.startswith("ws"):
+            op = "post" if single else "signed_batch"
+            bodies.append([json.dumps({"op": op, "id": j, **({"action": it} if single else it)}).encode()
+                           for j, it in enumerate(items)])  # fmt: skip
+        else:
+            bodies.append([json.dumps(it).encode() for it in items])
+    cpu = time.process_time()
+    if kind == "rest-single":
+        result = await rest_load(port, "/v1/actions", bodies, seconds)
+    elif kind == "rest-batch":
+        result = await rest_load(port, "/v1/actions/signed-batch", bodies, seconds)
+    else:
+        result = await ws_load(port, bodies, seconds, window)
+    return (*result, time.process_time() - cpu, bodies)
+
+
+def main() -> int:
+    """Run every scenario for 1 and 2 verifiers; print and optionally write the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--verifiers", default="1,2")
+    parser.add_argument("--kinds", default="rest-single,rest-batch,ws-single,ws-batch")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--window", type=int, default=8, help="order-channel messages in flight per connection")
+    parser.add_argument("--write", help="merge the figures into this JSON file under 'server'")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    domain = Domain("exos spot demo", "1", CHAIN_ID, bytes.fromhex(VERIFYING[2:]))
+    results: dict[str, Any] = {}
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="exos-server-bench-"))
+    try:
+        for verifiers in [int(v) for v in args.verifiers.split(",")]:
+            best_ws_single = 0.0
+            ws_bodies: list[list[bytes]] = []
+            for n, kind in enumerate(args.kinds.split(",")):
+                server = Server(directory, verifiers)
+                try:
+                    connections = args.connections if kind.endswith("single") else max(2, args.connections // 4)
+                    seq0, ver0 = server.cpu()
+                    accepted, requests, elapsed, load_cpu, bodies = asyncio.run(
+                        scenario(server.port, domain, kind, args.seconds, connections, args.window, 10 * n + verifiers)
+                    )
+                    seq1, ver1 = server.cpu()
+                finally:
+                    server.stop()
+                rate = accepted / elapsed
+                per = 1e6 / max(accepted, 1)
+                row = {"accepted_orders_per_s": round(rate), "requests": requests, "accepted": accepted,
+                       "seconds": round(elapsed, 2),
+                       "cpu_us_per_order": {"sequencer": round((seq1 - seq0) * per, 1),
+                                            "verifiers": round((ver1 - ver0) * per, 1),
+                                            "load_generator": round(load_cpu * per, 1)},
+                       "wall_us_per_order": round(elapsed * per, 1)}  # fmt: skip
+                results[f"{kind}/verifiers={verifiers}"] = row
+                cpu = row["cpu_us_per_order"]
+                print(f"{kind:12s} verifiers={verifiers}: {rate:9,.0f} accepted orders/s  ({accepted:,} in "
+                      f"{elapsed:.1f} s; CPU µs/order: sequencer {cpu['sequencer']}, verifiers {cpu['verifiers']}, "
+                      f"load {cpu['load_generator']})", flush=True)  # fmt: skip
+                if kind == "ws-single":
+                    best_ws_single, ws_bodies = rate, bodies
+            if best_ws_single:
+                server = Server(directory, verifiers)
+                try:
+                    half = asyncio.run(latency(server.port, domain, best_ws_single / 2, args.seconds, ws_bodies,
+                                               args.window))  # fmt: skip
+                finally:
+                    server.stop()
+                results[f"latency-at-half-load/verifiers={verifiers}"] = half
+                print(f"latency at half load (~{half['background_rate']:,}/s) verifiers={verifiers}: "
+                      f"ack p50 {half['ack_p50_ms']} ms p99 {half['ack_p99_ms']} ms; "
+                      f"fill on the user channel p50 {half['fill_p50_ms']} ms p99 {half['fill_p99_ms']} ms "
+                      f"({half['probes']} probes)", flush=True)  # fmt: skip
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    results["date"] = time.strftime("%Y-%m-%d")
+    if args.write:
+        path = pathlib.Path(args.write)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data["server"] = results
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
