@@ -7,7 +7,7 @@ STAMP := $(VENV)/.exos-installed
 CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h) \
 	plugins/spot/pyproject.toml plugins/prediction/pyproject.toml plugins/compliance/pyproject.toml
 
-.PHONY: demo worldcup test ctest pytest lint bench clean
+.PHONY: demo spot-demo worldcup test ctest pytest lint bench clean
 
 $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 	@touch $@
 
 demo: $(STAMP)
+	$(BIN)/exos serve examples/worldcup-2026.toml --journal .exos/worldcup-journal
+
+spot-demo: $(STAMP)
 	$(BIN)/exos simulate examples/spot.toml --orders 200000 --seed 42
 
 worldcup: $(STAMP)
@@ -38,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/book_bench.py --n 1000000 --runs 3 --write bench/results.json
 	$(BIN)/python bench/engine_bench.py --n 1000000 --write bench/engine_results.json
 	$(BIN)/python bench/prediction_bench.py --n 1000000 --write bench/results.json
+	$(BIN)/python bench/server_bench.py --seconds 5 --write bench/results.json
 
 clean:
 	rm -rf $(VENV) core/build core/src/exos/_book*.so core/src/*.egg-info

@@ -1,10 +1,12 @@
 """Market data for WebSocket clients: a mirror of every book, and bounded per-client queues.
 
 Each verifier keeps its own mirror of every L2 book, built from the sequencer's snapshot and then from
-the BookDelta events of every group, so a subscriber's snapshot never waits on the sequencer. After a
-group, each book that changed sends one delta message: the changed levels (size 0 removes a level),
-the book's sequence after them and the sequence of the previous message (a client whose last sequence
-differs has missed something and resubscribes), and a checksum of the top CHECKSUM_LEVELS levels.
+the events of every group, so a subscriber's snapshot never waits on the sequencer. After a group,
+each book whose sequence moved sends one delta message: the changed levels (size 0 removes a level;
+none if only the sequence moved, e.g. an IOC that found nothing), `seq` (the book's sequence after
+the group, the same number REST reports) and `prev_seq` (the previous message's `seq`: a client whose
+last sequence differs has missed something and resubscribes), and a checksum of the top
+CHECKSUM_LEVELS levels.
 
 A client's queue holds at most QUEUE_MAX messages. When a client falls behind, its queue is dropped
 and it gets a fresh snapshot of each book it follows (and a `resync` notice on its other channels), so
@@ -28,7 +30,13 @@ from exos.events import CLASSES, FIELDS, Cause, EventKind, RawEvent
 
 CHECKSUM_LEVELS = 25
 QUEUE_MAX = 1000
+ANSWERS_MAX = 10_000  # unread replies beyond this: the client does not read, and is disconnected
 _DELTA = int(EventKind.BOOK_DELTA)
+# where each market-data event carries the book's sequence number
+_BOOK_SEQ_AT = {
+    int(EventKind.ORDER_ACCEPTED): 13, int(EventKind.FILL): 16, int(EventKind.ORDER_CANCELLED): 10,
+    int(EventKind.ORDER_EXPIRED): 10, int(EventKind.ORDER_AMENDED): 12, _DELTA: 9,
+}  # fmt: skip
 _FILL = int(EventKind.FILL)
 _LISTED = int(EventKind.MARKET_LISTED)
 _MARKET_EVENT = int(EventKind.MARKET_EVENT)
@@ -85,6 +93,7 @@ class Subscriber:
     def __init__(self) -> None:
         """No subscriptions, an empty queue."""
         self.queue: deque[dict[str, Any]] = deque()
+        self.answers: deque[dict[str, Any]] = deque()  # replies to the client's own requests: never dropped
         self.wake = asyncio.Event()
         self.behind = False
         self.subs: set[tuple[str, str | bytes]] = set()  # (channel, market name or account address)
@@ -98,6 +107,11 @@ class Subscriber:
             self.behind = True
         else:
             self.queue.append(message)
+        self.wake.set()
+
+    def answer(self, message: dict[str, Any]) -> None:
+        """Queue a reply to one of the client's requests (bounded by what the client itself sends)."""
+        self.answers.append(message)
         self.wake.set()
 
 
@@ -135,16 +149,24 @@ class Feed:
         """Apply a group's events to the books and queue what each subscriber follows."""
         changed: dict[str, list[RawEvent]] = {}
         books = self.books
+        seq_at = _BOOK_SEQ_AT
         for event in events:
             kind = event[3]
-            if kind == _DELTA:
+            at = seq_at.get(kind)
+            if at is not None:  # the book's sequence moved (a level may or may not have changed)
                 market = event[4]
-                books[market].set(event[5], event[6], event[7], event[8])
-                books[market].seq = event[9]
+                book = books[market]
+                book.seq = event[at]
+                if kind == _DELTA:
+                    book.set(event[5], event[6], event[7], event[8])
                 if market in self.book_subs:
-                    changed.setdefault(market, []).append(event)
+                    deltas = changed.get(market)
+                    if deltas is None:
+                        deltas = changed[market] = []
+                    if kind == _DELTA:
+                        deltas.append(event)
                 else:
-                    self.last_seq[market] = event[9]
+                    self.last_seq[market] = event[at]
             elif kind == _LISTED:
                 books.setdefault(event[4], Book())
                 self.last_seq.setdefault(event[4], 0)

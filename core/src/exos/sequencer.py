@@ -76,9 +76,11 @@ class Sequencer:
 
     # ------------------------------------------------------------ writes
 
-    def submit(self, requests: list[tuple[str | None, list[bytes]]]) -> tuple[list[RawEvent], list[list[Item]]]:
+    def submit(
+        self, requests: list[tuple[str | None, list[bytes]]], *, limited: bool = True
+    ) -> tuple[list[RawEvent], list[list[Item]]]:
         """Apply requests (sender IP, signed records) as one group commit: all events, and per request per record
-        an error or the slice of the events that are its own."""
+        an error or the slice of the events that are its own (`limited=False`: the venue's own commands)."""
         now = self.now().to_bytes(8, "little", signed=True)
         records: list[bytes] = []
         answers: list[list[Item]] = []
@@ -89,7 +91,7 @@ class Sequencer:
                 answers.append([("RATE_LIMITED", f"more than {self.by_ip.rate:g} requests/s from {ip}")] * len(items))
                 continue
             for record in items:
-                if record[0] not in _CANCELS and not self.by_address.take(record[_ADDRESS]):
+                if limited and record[0] not in _CANCELS and not self.by_address.take(record[_ADDRESS]):
                     rate = self.by_address.rate
                     answer.append(("RATE_LIMITED", f"more than {rate:g} actions/s for {_hex(record[_ADDRESS])}"))
                     continue
@@ -117,7 +119,7 @@ class Sequencer:
     def tick(self) -> list[RawEvent]:
         """Advance the engine's time to now (a journaled Tick by the admin): timers fire."""
         command = C.Tick(actor=C.Actor(self.admin), timestamp=self.now())
-        events, _ = self.submit([(None, [command.pack()])])
+        events, _ = self.submit([(None, [command.pack()])], limited=False)
         return events
 
     def faucet(self, address: bytes, sub: int) -> tuple[list[RawEvent], dict[str, str]]:
@@ -131,7 +133,7 @@ class Sequencer:
             records.append(C.Deposit(actor=C.Actor(address, sub, self.admin), timestamp=0, asset=symbol,
                                      amount=units).pack())  # fmt: skip
             credited[symbol] = str(units)
-        events, [answer] = self.submit([(None, records)])
+        events, [answer] = self.submit([(None, records)], limited=False)  # the venue's deposits: no rate limit
         for item in answer:
             done = events[int(item[1]) - 1]
             if not done[4]:
@@ -163,8 +165,7 @@ class Sequencer:
                 "name": ms.name, "type": ms.market_type, "base": ms.base_symbol, "quote": ms.quote_symbol,
                 "tick_size": str(listing["tick_size"]), "lot_size": str(listing["lot_size"]),
                 "status": C.Status(ms.status).name.lower(), "outcomes": str(ms.outcomes),
-                "params": {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                           for k, v in listing.items() if k not in ("name", "tick_size", "lot_size")},
+                "params": _strings({k: v for k, v in listing.items() if k not in ("name", "tick_size", "lot_size")}),
             })  # fmt: skip
         return out
 
@@ -240,6 +241,17 @@ class Sequencer:
         """An account's most recent fills (newest first)."""
         fills = self.tape.fills.get((address, sub), ())
         return [_fill(e) for e in list(fills)[::-1][:limit]]
+
+
+def _strings(value: Any) -> Any:
+    """A listing's JSON with every number as a decimal string (JSON clients lose precision past 2^53)."""
+    if isinstance(value, dict):
+        return {k: _strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings(v) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def _open_order(market: str, o: Any) -> dict[str, Any]:
@@ -322,6 +334,9 @@ def run(
                     reply: tuple[Any, ...] = ("q", request[1], 200, credited)
                 except QueryError as exc:
                     reply = ("q", request[1], exc.status, {"code": exc.code, "message": exc.message})
+                except Exception as exc:  # a request must never take the sequencer down
+                    log.exception("exos.sequencer.faucet_failed")
+                    reply = ("q", request[1], 500, {"code": "INTERNAL", "message": type(exc).__name__})
             else:
                 reply = _read(sequencer, request)
             _send(peer, reply, live)

@@ -56,7 +56,7 @@ from exos import commands as C
 from exos.engine import Engine
 from exos.errors import ExosError
 from exos.events import RawEvent
-from exos.feed import Feed, Subscriber, raw_json
+from exos.feed import ANSWERS_MAX, Feed, Subscriber, raw_json
 from exos.ratelimit import Limits
 from exos.sequencer import QueryError, Sequencer
 from exos.signing import Domain, SignatureError, batch_digest, recover, recover_digest, with_signer
@@ -524,8 +524,11 @@ def create_app(
         try:
             while True:
                 text = await ws.receive_text()
+                if len(subscriber.answers) > ANSWERS_MAX:
+                    await ws.close(code=1008, reason=f"more than {ANSWERS_MAX} replies unread")
+                    break
                 if len(text) > MAX_BODY:
-                    subscriber.push(_ws_error(None, "BODY_TOO_LARGE", f"messages are at most {MAX_BODY} bytes"))
+                    subscriber.answer(_ws_error(None, "BODY_TOO_LARGE", f"messages are at most {MAX_BODY} bytes"))
                     continue
                 await _ws_message(text, ws, subscriber, feed, gateway, ip_of(ws), backend)
         except (WebSocketDisconnect, RuntimeError):
@@ -580,34 +583,37 @@ async def _ws_message(
     text: str, ws: WebSocket, subscriber: Subscriber, feed: Feed, gateway: Gateway, ip: str | None, backend: Backend
 ) -> None:
     """Handle one client message: a subscription change, or a signed action on the order channel."""
+    request_id = None
     try:
         raw = json.loads(text)
+        if isinstance(raw, dict):
+            request_id = raw.get("id") if isinstance(raw.get("id"), str | int) else None
         model = _WS_MODELS.get(str(raw.get("op"))) if isinstance(raw, dict) else None
         if model is None:
-            subscriber.push(_ws_error(None, "BAD_REQUEST", f"op: one of {', '.join(_WS_MODELS)}"))
+            subscriber.answer(_ws_error(request_id, "BAD_REQUEST", f"op: one of {', '.join(_WS_MODELS)}"))
             return
         message = model.model_validate(raw)
     except (ValueError, ValidationError) as exc:
-        subscriber.push(_ws_error(None, "BAD_REQUEST", str(exc).splitlines()[0][:200]))
+        subscriber.answer(_ws_error(request_id, "BAD_REQUEST", str(exc).splitlines()[0][:200]))
         return
     if isinstance(message, _Subscribe):
         key: str | bytes
         if message.channel == "user":
             if message.address is None:
-                subscriber.push(_ws_error(message.id, "BAD_REQUEST", "address: the user channel needs one"))
+                subscriber.answer(_ws_error(message.id, "BAD_REQUEST", "address: the user channel needs one"))
                 return
             key = bytes.fromhex(message.address[2:])
         else:
             if message.market is None or message.market not in feed.books:
-                subscriber.push(_ws_error(message.id, "UNKNOWN_MARKET", f"no market named {message.market!r}"))
+                subscriber.answer(_ws_error(message.id, "UNKNOWN_MARKET", f"no market named {message.market!r}"))
                 return
             key = message.market
         if message.op == "subscribe":
             feed.subscribe(subscriber, message.channel, key)
         else:
             feed.unsubscribe(subscriber, message.channel, key)
-        subscriber.push({"channel": "subscription", "id": message.id, "op": message.op, "topic": message.channel,
-                         "key": message.market or message.address})  # fmt: skip
+        subscriber.answer({"channel": "subscription", "id": message.id, "op": message.op, "topic": message.channel,
+                           "key": message.market or message.address})  # fmt: skip
         return
     # the order channel: answered in order of completion, each tagged with its id
     task = asyncio.ensure_future(_ws_post(message, subscriber, gateway, ip))
@@ -625,7 +631,7 @@ async def _ws_post(message: BaseModel, subscriber: Subscriber, gateway: Gateway,
     else:
         assert isinstance(message, _SignedBatch)
         status, body = await gateway.signed_batch(ip, message.records, message.signature)
-    subscriber.push({"channel": "post", "id": getattr(message, "id", None), "status": status, **body})
+    subscriber.answer({"channel": "post", "id": getattr(message, "id", None), "status": status, **body})
 
 
 async def _send_loop(ws: WebSocket, subscriber: Subscriber, feed: Feed) -> None:
@@ -634,11 +640,14 @@ async def _send_loop(ws: WebSocket, subscriber: Subscriber, feed: Feed) -> None:
         while True:
             await subscriber.wake.wait()
             subscriber.wake.clear()
+            # market data first: a subscription's snapshot precedes its acknowledgement
             if subscriber.behind:
                 messages = feed.catch_up(subscriber)
             else:
                 messages = list(subscriber.queue)
                 subscriber.queue.clear()
+            messages += subscriber.answers
+            subscriber.answers.clear()
             for message in messages:
                 await ws.send_text(json.dumps(message, separators=(",", ":")))
     except (WebSocketDisconnect, RuntimeError, OSError):
@@ -653,6 +662,7 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
     """Run the venue until SIGTERM or Ctrl-C: this process sequences; `verifiers` processes serve the API."""
     engine = Engine.from_manifest(manifest, journal=journal)
     sequencer = Sequencer(engine, limits=limits)
+    _open(engine, sequencer.now())
     if verifiers == 0:
         return _serve_in_process(create_app(LocalBackend(sequencer)), host, port)
     listener = _listen(host, port)
@@ -699,6 +709,17 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
                 child.kill()
         engine.close()
     return 0 if stop else 1
+
+
+def _open(engine: Engine, now: int) -> None:
+    """A fresh venue whose manifest names a simulation that can open a live venue (list its markets) does so."""
+    simulation = engine.manifest.simulation
+    if engine.markets or simulation is None:
+        return
+    driver = engine.plugins.simulations.get(simulation.driver)
+    opener = getattr(driver, "open", None)
+    if opener is not None:
+        opener(engine, now=now, params=simulation.params)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -114,6 +114,7 @@ class Venue:
         self.deposit = int(params.get("deposit", 50_000)) * 10 ** self._decimals()
         self.tournament = wc.simulate_tournament(seed)
         self.now = START_MS
+        self.shift = 0  # a live venue moves the 2026 schedule to start when it opens
         self.stats = Stats()
         self.listings: dict[str, Listing] = {}
         self.heap: list[tuple[int, int, str, str]] = []
@@ -168,6 +169,7 @@ class Venue:
         self, event: wc.Event, short: str, close_at: int, fair: dict[str, Fraction], in_play: bool = False
     ) -> None:
         """List one neg-risk event, one binary market per outcome, and schedule its trading (some in play)."""
+        close_at += self.shift
         keys = tuple(o.key for o in event.outcomes)
         markets = {key: f"{event.event_id}-{key.upper()}" for key in keys}
         listing = Listing(event.event_id, event.kind, keys, markets, close_at, fair, self.now)
@@ -431,6 +433,14 @@ class WorldCupSimulation:
 
     api_version = API_VERSION
     name = NAME
+
+    def open(self, engine: Any, *, now: int, params: Mapping[str, Any]) -> None:
+        """List what a live venue starts with (every group match, group winner and the tournament winner) on the
+        2026 schedule moved to open at `now`; the knockout events follow the committee's results."""
+        venue = Venue(engine, 7, 0, params)
+        venue.shift = now - START_MS
+        venue.now = now
+        venue.open_tournament()
 
     def run(self, engine: Any, *, seed: int, orders: int | None, params: Mapping[str, Any]) -> int:
         """Play the tournament on `engine`, report, and return 1 unless everything settled to zero."""
