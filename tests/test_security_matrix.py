@@ -7,18 +7,15 @@ The sequencer's clock is frozen, so a refused command cannot even move the engin
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from coincurve import PrivateKey
 from eth_hash.auto import keccak
+from tests.conftest import running
 
 from exos import commands as C
 from exos.engine import Engine
@@ -64,26 +61,13 @@ def venue(tmp_path: Path) -> Iterator[tuple[httpx.Client, Engine]]:
     """The API on a loopback port, on a frozen clock, with the trader funded and the agent approved."""
     engine = Engine.from_manifest(manifest(tmp_path))
     app = create_app(engine, clock=lambda: NOW, limits=Limits(0, 0, 0, 0))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=10)
-    try:
+    with running(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         for _, address in (TRADER, SANCTIONED, NEWCOMER):
             assert client.post("/v1/faucet", json={"address": "0x" + address.hex()}).status_code == 200
         approve = C.ApproveAgent(actor=C.Actor(TRADER[1]), timestamp=0, nonce=NOW - 10, agent=AGENT[1], name="bot",
                                  expiry=NOW + 3_600_000)  # fmt: skip
         assert post(client, approve, TRADER[0]).json()["accepted"]
         yield client, engine
-    finally:
-        client.close()
-        server.should_exit = True
-        thread.join(10)
 
 
 def body(command: C.Command, private: bytes, domain: Domain = DOMAIN) -> dict[str, str]:

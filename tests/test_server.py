@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from eth_account import Account
 from eth_hash.auto import keccak
+from tests.conftest import running
 
 from exos import commands as C
 from exos.engine import Engine
@@ -49,21 +48,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     """The app on uvicorn in a thread, on a free loopback port; the test's clock makes timestamps."""
     engine = Engine.from_manifest(manifest(tmp_path), journal=tmp_path / "journal")
     ticks = iter(range(1_000, 10**9))
-    app = create_app(engine, clock=lambda: next(ticks))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", engine
-    finally:
-        uv.should_exit = True
-        thread.join(10)
+    with running(create_app(engine, clock=lambda: next(ticks))) as base:
+        yield base, engine
 
 
 def signed(command: C.Command) -> dict[str, str]:
@@ -333,3 +319,20 @@ def test_the_world_cup_venue_opens_live_and_trades(tmp_path: Path) -> None:
             process.terminate()
             assert process.wait(timeout=20) == 0
             process.stdout.close() if process.stdout else None
+
+
+def test_bodies_are_bounded_even_when_chunked(server: tuple[str, Engine]) -> None:
+    """A body over 64 KiB is 413 BODY_TOO_LARGE whether its length is declared or it arrives chunked."""
+    base, engine = server
+    before = engine.seq
+    big = b'{"record": "0x' + b"00" * 40_000 + b'", "signature": "0x00"}'
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(big), 8192):
+            yield big[i : i + 8192]
+
+    declared = httpx.post(f"{base}/v1/actions", content=big, headers={"content-type": "application/json"})
+    chunked = httpx.post(f"{base}/v1/actions", content=chunks(), headers={"content-type": "application/json"})
+    for response in (declared, chunked):
+        assert response.status_code == 413 and response.json()["error"]["code"] == "BODY_TOO_LARGE"
+    assert engine.seq == before

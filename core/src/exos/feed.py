@@ -94,6 +94,7 @@ class Subscriber:
         """No subscriptions, an empty queue."""
         self.queue: deque[dict[str, Any]] = deque()
         self.answers: deque[dict[str, Any]] = deque()  # replies to the client's own requests: never dropped
+        self.inflight = 0  # order-channel requests not answered yet
         self.wake = asyncio.Event()
         self.behind = False
         self.subs: set[tuple[str, str | bytes]] = set()  # (channel, market name or account address)

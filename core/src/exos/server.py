@@ -64,6 +64,7 @@ from exos.wire import FrameReader, frame
 
 MAX_BODY = 64 * 1024
 MAX_BATCH = 100
+MAX_IN_FLIGHT = 256  # unanswered order-channel requests per WebSocket
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 Answer = tuple[str, str] | list[RawEvent]  # per record: an error (code, message) or its events
@@ -135,14 +136,26 @@ class BoundedBody:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Answer 413 for an oversized body; pass everything else through."""
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
-                    response = _error(413, "BODY_TOO_LARGE", f"request bodies are at most {MAX_BODY} bytes")
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        """Answer 413 for an oversized body, declared or (chunked) as it arrives; pass everything else through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
+                response = _error(413, "BODY_TOO_LARGE", f"request bodies are at most {MAX_BODY} bytes")
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def bounded() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:  # FastAPI passes an HTTPException through its body parsing: the envelope's 413
+                raise StarletteHTTPException(413, f"request bodies are at most {MAX_BODY} bytes")
+            return message
+
+        await self.app(scope, bounded, send)
 
 
 # ------------------------------------------------------------------ backends
@@ -411,7 +424,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE"}.get(
+            exc.status_code, "HTTP_ERROR"
+        )
         response = _error(exc.status_code, code, str(exc.detail))
         for name, value in (exc.headers or {}).items():  # e.g. the Allow header of a 405
             response.headers[name] = value
@@ -616,21 +631,30 @@ async def _ws_message(
                            "key": message.market or message.address})  # fmt: skip
         return
     # the order channel: answered in order of completion, each tagged with its id
+    if subscriber.inflight >= MAX_IN_FLIGHT:
+        subscriber.answer(_ws_error(request_id, "TOO_MANY_IN_FLIGHT", f"at most {MAX_IN_FLIGHT} unanswered requests"))
+        return
+    subscriber.inflight += 1
     task = asyncio.ensure_future(_ws_post(message, subscriber, gateway, ip))
     _POSTS.add(task)  # the loop keeps only weak references to tasks
     task.add_done_callback(_POSTS.discard)
 
 
 async def _ws_post(message: BaseModel, subscriber: Subscriber, gateway: Gateway, ip: str | None) -> None:
-    """Run one order-channel request and queue its answer."""
+    """Run one order-channel request and queue its answer (an error answer if the sequencer is gone)."""
     status = 200
-    if isinstance(message, _Post):
-        status, body = await gateway.one(ip, message.action.record, message.action.signature)
-    elif isinstance(message, _Batch):
-        body = await gateway.many(ip, [(a.record, a.signature) for a in message.actions])
-    else:
-        assert isinstance(message, _SignedBatch)
-        status, body = await gateway.signed_batch(ip, message.records, message.signature)
+    try:
+        if isinstance(message, _Post):
+            status, body = await gateway.one(ip, message.action.record, message.action.signature)
+        elif isinstance(message, _Batch):
+            body = await gateway.many(ip, [(a.record, a.signature) for a in message.actions])
+        else:
+            assert isinstance(message, _SignedBatch)
+            status, body = await gateway.signed_batch(ip, message.records, message.signature)
+    except ConnectionError as exc:
+        status, body = 503, {"error": {"code": "UNAVAILABLE", "message": str(exc)}}
+    finally:
+        subscriber.inflight -= 1
     subscriber.answer({"channel": "post", "id": getattr(message, "id", None), "status": status, **body})
 
 
