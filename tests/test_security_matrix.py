@@ -168,3 +168,25 @@ def test_sanctioned_and_unlisted_addresses_are_refused(venue: tuple[httpx.Client
     refused(client, engine, lambda: post(client, order(NOW + 4, who=newcomer[1], market="ETH-USDC", price=300_000),
                                          newcomer[0]), 200, "COMPLIANCE")  # fmt: skip
     assert post(client, order(NOW + 5, who=newcomer[1]), newcomer[0]).json()["accepted"]  # BTC-USDC is open
+
+
+def test_a_list_file_enters_as_a_signed_admin_command(tmp_path: Path) -> None:
+    """A sanctions file becomes one ComplianceUpdate, signed by a venue admin and sent over the API; the
+    listed address is barred at once (case-insensitive), and nobody but an admin can send such a command."""
+    from exos_compliance.lists import update_command
+
+    admin_key, admin = keypair(b"venue admin")
+    path = manifest(tmp_path)
+    path.write_text(path.read_text().replace("admins = [\n", f'admins = [\n    "0x{admin.hex()}",\n', 1))
+    engine = Engine.from_manifest(path)
+    listed = tmp_path / "sanctions.txt"
+    listed.write_text(f"# OFAC, as of today\n0x{SANCTIONED[1].hex().upper()}\n\n")
+    with running(create_app(engine, clock=lambda: NOW, limits=Limits(0, 0, 0, 0))) as base, \
+            httpx.Client(base_url=base, timeout=10) as client:  # fmt: skip
+        client.post("/v1/faucet", json={"address": "0x" + SANCTIONED[1].hex()})
+        by_stranger = update_command(TRADER[1], "sanctions", 1, listed, nonce=NOW + 1)
+        refused(client, engine, lambda: post(client, by_stranger, TRADER[0]), 200, "NOT_ADMIN")
+        answer = post(client, update_command(admin, "sanctions", 1, listed, nonce=NOW + 2), admin_key).json()
+        assert answer["accepted"], answer
+        refused(client, engine, lambda: post(client, order(NOW + 3, who=SANCTIONED[1]), SANCTIONED[0]), 200,
+                "COMPLIANCE")  # fmt: skip
