@@ -34,6 +34,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import attrs
 
@@ -49,6 +50,7 @@ __all__ = [
     "JournalHeader",
     "JournalHeaderError",
     "JournalMismatchError",
+    "JournalTail",
     "Recovery",
     "segment_name",
 ]
@@ -578,3 +580,68 @@ def read_header(directory: Path | str, *, files: FileLayer = OS_FILES) -> Journa
             code="JOURNAL_EMPTY",
         )
     return parsed[0]
+
+
+class JournalTail:
+    """Follows a journal that another process writes, read-only: each complete record once, in order.
+
+    It never repairs anything (a record still being written is simply not complete yet), so it can run
+    beside the sequencer; readers such as the history store replay what it yields."""
+
+    def __init__(self, directory: Path | str) -> None:
+        """Follow `directory` from its first record."""
+        self.directory = Path(directory)
+        self.next_seq = 1
+        self._first: int | None = None  # the open segment's first seq
+        self._handle: IO[bytes] | None = None
+        self._buffer = bytearray()
+        self._header_done = False
+
+    def close(self) -> None:
+        """Close the open segment file."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _segments(self) -> list[int]:
+        """The first seq of every segment, ascending."""
+        found = (_SEGMENT_RE.fullmatch(p.name) for p in self.directory.iterdir()) if self.directory.exists() else ()
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def poll(self, limit: int = 100_000) -> list[tuple[int, bytes]]:
+        """The records completed since the last poll (at most `limit`): (seq, payload)."""
+        out: list[tuple[int, bytes]] = []
+        while len(out) < limit:
+            if self._handle is None:
+                candidates = [f for f in self._segments() if f <= self.next_seq]
+                if not candidates:
+                    return out
+                self._first = candidates[-1]
+                self._handle = open(self.directory / segment_name(self._first), "rb")  # noqa: SIM115
+                self._buffer.clear()
+                self._header_done = False
+            self._buffer += self._handle.read()
+            offset = 0
+            if not self._header_done:
+                parsed = _parse_header(bytes(self._buffer))
+                if isinstance(parsed, str):
+                    return out  # the header is still being written
+                offset, self._header_done = parsed[1], True
+            data = bytes(self._buffer)
+            while len(out) < limit:
+                record = _parse_record(data, offset)
+                if isinstance(record, str):
+                    break
+                seq, end = record
+                if seq >= self.next_seq:
+                    out.append((seq, data[offset + _RECORD.size : end]))
+                    self.next_seq = seq + 1
+                offset = end
+            del self._buffer[:offset]
+            if len(out) >= limit:
+                return out
+            later = [f for f in self._segments() if f > (self._first or 0)]
+            if not later or later[0] != self.next_seq or self._buffer:
+                return out  # the writer is still in this segment (or mid-record)
+            self.close()  # the writer rolled over: the next segment starts at next_seq
+        return out

@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -57,6 +58,7 @@ from exos.engine import Engine
 from exos.errors import ExosError
 from exos.events import RawEvent
 from exos.feed import ANSWERS_MAX, Feed, Subscriber, raw_json
+from exos.history_routes import HistoryReader, add_routes
 from exos.ratelimit import Limits
 from exos.sequencer import QueryError, Sequencer
 from exos.signing import Domain, SignatureError, batch_digest, recover, recover_digest, with_signer
@@ -64,6 +66,7 @@ from exos.wire import FrameReader, frame
 
 MAX_BODY = 64 * 1024
 MAX_BATCH = 100
+HISTORY_FILE = "history.sqlite3"  # beside the journal's segments
 MAX_IN_FLIGHT = 256  # unanswered order-channel requests per WebSocket
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -399,9 +402,14 @@ class Gateway:
 
 
 def create_app(
-    target: Engine | Backend, *, clock: Callable[[], int] | None = None, limits: Limits | None = None
+    target: Engine | Backend,
+    *,
+    clock: Callable[[], int] | None = None,
+    limits: Limits | None = None,
+    history: str | Path | None = None,
 ) -> FastAPI:
-    """The venue's API over an engine in this process, or over a backend (a sequencer elsewhere)."""
+    """The venue's API over an engine in this process, or over a backend (a sequencer elsewhere); `history`: the
+    history store's file (its projector runs elsewhere)."""
     backend = LocalBackend(Sequencer(target, clock=clock, limits=limits)) if isinstance(target, Engine) else target
     gateway = Gateway(backend)
     feed = backend.feed
@@ -529,6 +537,8 @@ def create_app(
     async def faucet(body: FaucetRequest) -> Any:
         """Credit the manifest's faucet amounts (404 unless the manifest enables a faucet)."""
         return {"credited": await backend.faucet(bytes.fromhex(body.address[2:]), body.sub)}
+
+    add_routes(app, HistoryReader(history), {**ERRORS, 503: {"model": ErrorEnvelope}})
 
     @app.websocket("/v1/ws")
     async def websocket(ws: WebSocket) -> None:
@@ -687,8 +697,15 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
     engine = Engine.from_manifest(manifest, journal=journal)
     sequencer = Sequencer(engine, limits=limits)
     _open(engine, sequencer.now())
+    store = str(Path(journal) / HISTORY_FILE) if journal else None
+    projector = None
+    if journal:  # the history store follows the journal in a process of its own
+        projector = subprocess.Popen([sys.executable, "-m", "exos.history", journal, str(store)])
     if verifiers == 0:
-        return _serve_in_process(create_app(LocalBackend(sequencer)), host, port)
+        try:
+            return _serve_in_process(create_app(LocalBackend(sequencer), history=store), host, port)
+        finally:
+            _stop([projector] if projector else [])
     listener = _listen(host, port)
     bound_host, bound_port = listener.getsockname()[:2]
     ours, children = [], []
@@ -698,7 +715,8 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         ours.append(mine)
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "exos.verifier", str(listener.fileno()), str(theirs.fileno())],
+            [sys.executable, "-m", "exos.verifier", str(listener.fileno()), str(theirs.fileno()),
+             *([store] if store else [])],
             pass_fds=(listener.fileno(), theirs.fileno()),
         ))  # fmt: skip
         theirs.close()
@@ -723,16 +741,21 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
     try:
         run(sequencer, ours, lambda: stop, on_ready)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(children + ([projector] if projector else []))
         engine.close()
     return 0 if stop else 1
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child process, then wait (SIGKILL after 10 s)."""
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def _open(engine: Engine, now: int) -> None:

@@ -18,15 +18,18 @@ def main(argv: list[str]) -> int:
     """Serve until SIGTERM or until the sequencer goes away."""
     import uvicorn
 
+    from exos.cli import _configure_logging
     from exos.server import RemoteBackend, create_app
 
+    _configure_logging(False)  # a process of the CLI's: its logs go where the CLI's go (stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = socket.socket(fileno=int(argv[1]))
     backend = RemoteBackend.connect(socket.socket(fileno=int(argv[2])))
     gc.collect()
     gc.freeze()  # the app, the books and the imports live for good; see exos.sequencer.run
     gc.set_threshold(50_000, 50, 1000)
-    server = uvicorn.Server(uvicorn.Config(create_app(backend), log_level="warning", ws_max_size=1 << 20))
+    app = create_app(backend, history=argv[3] if len(argv) > 3 else None)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20))
 
     def stop(signum: int, frame: object) -> None:
         server.should_exit = True

@@ -1,0 +1,128 @@
+"""REST endpoints over the history store (read-only; the projector process writes it).
+
+    GET /v1/history/orders?address&sub&market&before&since&until&limit
+    GET /v1/history/fills?address&sub&market&before&since&until&limit
+    GET /v1/history/transfers?address&sub&before&since&until&limit      deposits, withdrawals, transfers
+    GET /v1/history/settlements?address&market&before&since&until&limit payouts and resolutions
+    GET /v1/markets/{m}/candles?interval=1m|5m|1h|1d&since&until&limit
+
+Pages are newest first: pass the answer's `next_before` as `before` for the next page. `since` and
+`until` are command times in ms. Each answer says `as_of_seq`, the last journal sequence projected.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from exos import history
+from exos.sequencer import QueryError
+
+
+class HistoryReader:
+    """A read-only connection to the store, opened once the projector has created it."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        """Read the store at `path` (None: this server keeps no history)."""
+        self.path = path
+        self.db: sqlite3.Connection | None = None
+
+    def connection(self) -> sqlite3.Connection:
+        """The connection (QueryError 404 without a store, 503 before the projector made it)."""
+        if self.path is None:
+            raise QueryError(404, "NO_HISTORY", "this server keeps no history (start it with --journal)")
+        if self.db is None:
+            if not Path(self.path).exists():
+                raise QueryError(503, "HISTORY_STARTING", "the history store is being built from the journal")
+            self.db = history.connect(self.path, readonly=True)
+        return self.db
+
+    def as_of(self) -> str:
+        """The last journal sequence the store holds."""
+        row = self.connection().execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        return str(row[0]) if row else "0"
+
+
+def _check(limit: int, since: int | None, until: int | None) -> None:
+    """Query bounds."""
+    if not 1 <= limit <= history.PAGE_MAX:
+        raise QueryError(422, "BAD_REQUEST", f"limit: 1..{history.PAGE_MAX}")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and not 0 <= value < 2**63:
+            raise QueryError(422, "BAD_REQUEST", f"{name}: 0..2^63-1")
+
+
+def _cursor(before: str | None) -> tuple[int, int] | None:
+    """A `before` cursor ("seq.idx" from a previous page's `next_before`)."""
+    if before is None:
+        return None
+    parts = before.split(".")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 18 for p in parts):
+        raise QueryError(422, "BAD_REQUEST", "before: a previous page's next_before (two integers joined by '.')")
+    return int(parts[0]), int(parts[1])
+
+
+def _address(text: str | None) -> str | None:
+    """An address filter, lower-cased (QueryError if malformed)."""
+    if text is None:
+        return None
+    if len(text) != 42 or not text.startswith("0x") or any(c not in "0123456789abcdefABCDEF" for c in text[2:]):
+        raise QueryError(422, "BAD_REQUEST", "address: 0x and 40 hex digits")
+    return text.lower()
+
+
+def add_routes(app: FastAPI, reader: HistoryReader, responses: dict[int | str, dict[str, Any]]) -> None:
+    """Register the history endpoints on `app`."""
+
+    def listing(table: str, where: dict[str, Any], before: str | None, since: int | None, until: int | None,
+                limit: int) -> dict[str, Any]:  # fmt: skip
+        _check(limit, since, until)
+        db = reader.connection()
+        items = history.page(db, table, where, before=_cursor(before), limit=limit, since_ms=since, until_ms=until)
+        next_before = history.cursor(table, items[-1]) if len(items) == limit else None
+        return {"items": items, "next_before": next_before, "as_of_seq": reader.as_of()}
+
+    @app.get("/v1/history/orders", responses=responses)
+    async def order_history(address: str | None = None, sub: int | None = None, market: str | None = None,
+                            before: str | None = None, since: int | None = None, until: int | None = None,
+                            limit: int = 100) -> Any:  # fmt: skip
+        """Orders (with final status and filled size), newest first."""
+        where = {"address": _address(address), "sub": sub, "market": market}
+        return listing("orders", where, before, since, until, limit)
+
+    @app.get("/v1/history/fills", responses=responses)
+    async def fill_history(address: str | None = None, sub: int | None = None, market: str | None = None,
+                           before: str | None = None, since: int | None = None, until: int | None = None,
+                           limit: int = 100) -> Any:  # fmt: skip
+        """Fills (both sides of every trade), newest first."""
+        where = {"address": _address(address), "sub": sub, "market": market}
+        return listing("fills", where, before, since, until, limit)
+
+    @app.get("/v1/history/transfers", responses=responses)
+    async def transfer_history(
+        address: str | None = None, sub: int | None = None, before: str | None = None, since: int | None = None,
+        until: int | None = None, limit: int = 100,
+    ) -> Any:  # fmt: skip
+        """Deposits, withdrawals and transfers between sub-accounts, newest first."""
+        return listing("transfers", {"address": _address(address), "sub": sub}, before, since, until, limit)
+
+    @app.get("/v1/history/settlements", responses=responses)
+    async def settlement_history(
+        address: str | None = None, market: str | None = None, before: str | None = None, since: int | None = None,
+        until: int | None = None, limit: int = 100,
+    ) -> Any:  # fmt: skip
+        """Settlement payouts and resolutions of outcome markets, newest first."""
+        return listing("settlements", {"address": _address(address), "market": market}, before, since, until, limit)
+
+    @app.get("/v1/markets/{market}/candles", responses=responses)
+    async def market_candles(market: str, interval: str = "1m", since: int | None = None, until: int | None = None,
+                             limit: int = 500) -> Any:  # fmt: skip
+        """OHLC candles in ticks (YES terms for outcome markets) with volume in lots and trade counts."""
+        if interval not in history.INTERVALS:
+            raise QueryError(422, "BAD_REQUEST", f"interval: one of {', '.join(history.INTERVALS)}")
+        _check(limit, since, until)
+        items = history.candles(reader.connection(), market, interval, since_ms=since, until_ms=until, limit=limit)
+        return {"market": market, "interval": interval, "items": items, "as_of_seq": reader.as_of()}
