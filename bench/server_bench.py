@@ -133,26 +133,32 @@ def children_of(pid: int) -> list[int]:
 class Server:
     """`exos serve` in a subprocess."""
 
-    def __init__(self, directory: pathlib.Path, verifiers: int) -> None:
-        """Start it and wait until it listens."""
+    def __init__(self, directory: pathlib.Path, verifiers: int, history: bool = True) -> None:
+        """Start it and wait until it listens (with its history projector unless `history` is False)."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         journal = directory / f"journal-{verifiers}-{time.monotonic_ns()}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exos.cli", "serve", str(manifest(directory)), "--port", str(self.port),
-             "--journal", str(journal), "--verifiers", str(verifiers), "--limit-address", "0", "--limit-ip", "0"],
+             "--journal", str(journal), "--verifiers", str(verifiers), "--limit-address", "0", "--limit-ip", "0",
+             *([] if history else ["--no-history"])],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("listening on"):
             raise RuntimeError(f"exos serve did not start: {line!r}")
-        self.verifier_pids = children_of(self.process.pid)
+        children = children_of(self.process.pid)
+        self.projector_pids = [
+            p for p in children if b"exos.history" in pathlib.Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        self.verifier_pids = [p for p in children if p not in self.projector_pids]
 
-    def cpu(self) -> tuple[float, float]:
-        """(sequencer CPU s, verifiers' CPU s) so far."""
-        return cpu_seconds(self.process.pid), sum(cpu_seconds(p) for p in self.verifier_pids)
+    def cpu(self) -> tuple[float, float, float]:
+        """(sequencer, verifiers, history projector) CPU seconds so far."""
+        return (cpu_seconds(self.process.pid), sum(cpu_seconds(p) for p in self.verifier_pids),
+                sum(cpu_seconds(p) for p in self.projector_pids))  # fmt: skip
 
     def stop(self) -> None:
         """SIGTERM and wait."""
@@ -384,6 +390,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--window", type=int, default=8, help="order-channel messages in flight per connection")
     parser.add_argument("--write", help="merge the figures into this JSON file under 'server'")
+    parser.add_argument("--no-history", action="store_true", help="serve without the history projector "
+                        "(figures go under 'server_no_history')")  # fmt: skip
     args = parser.parse_args()
     try:
         import uvloop
@@ -399,14 +407,14 @@ def main() -> int:
             best_ws_single = 0.0
             ws_bodies: list[list[bytes]] = []
             for n, kind in enumerate(args.kinds.split(",")):
-                server = Server(directory, verifiers)
+                server = Server(directory, verifiers, not args.no_history)
                 try:
                     connections = args.connections if kind.endswith("single") else max(2, args.connections // 4)
-                    seq0, ver0 = server.cpu()
+                    seq0, ver0, his0 = server.cpu()
                     accepted, requests, elapsed, load_cpu, bodies = asyncio.run(
                         scenario(server.port, domain, kind, args.seconds, connections, args.window, 10 * n + verifiers)
                     )
-                    seq1, ver1 = server.cpu()
+                    seq1, ver1, his1 = server.cpu()
                 finally:
                     server.stop()
                 rate = accepted / elapsed
@@ -415,17 +423,18 @@ def main() -> int:
                        "seconds": round(elapsed, 2),
                        "cpu_us_per_order": {"sequencer": round((seq1 - seq0) * per, 1),
                                             "verifiers": round((ver1 - ver0) * per, 1),
+                                            "history": round((his1 - his0) * per, 1),
                                             "load_generator": round(load_cpu * per, 1)},
                        "wall_us_per_order": round(elapsed * per, 1)}  # fmt: skip
                 results[f"{kind}/verifiers={verifiers}"] = row
                 cpu = row["cpu_us_per_order"]
                 print(f"{kind:12s} verifiers={verifiers}: {rate:9,.0f} accepted orders/s  ({accepted:,} in "
                       f"{elapsed:.1f} s; CPU µs/order: sequencer {cpu['sequencer']}, verifiers {cpu['verifiers']}, "
-                      f"load {cpu['load_generator']})", flush=True)  # fmt: skip
+                      f"history {cpu['history']}, load {cpu['load_generator']})", flush=True)  # fmt: skip
                 if kind == "ws-single":
                     best_ws_single, ws_bodies = rate, bodies
             if best_ws_single:
-                server = Server(directory, verifiers)
+                server = Server(directory, verifiers, not args.no_history)
                 try:
                     half = asyncio.run(latency(server.port, domain, best_ws_single / 2, args.seconds, ws_bodies,
                                                args.window))  # fmt: skip
@@ -443,7 +452,7 @@ def main() -> int:
     if args.write:
         path = pathlib.Path(args.write)
         data = json.loads(path.read_text()) if path.exists() else {}
-        data["server"] = results
+        data["server_no_history" if args.no_history else "server"] = results
         path.write_text(json.dumps(data, indent=2) + "\n")
     return 0
 

@@ -55,3 +55,30 @@ def load_bench_module(name: str) -> ModuleType:
 def book_bench() -> ModuleType:
     """bench/book_bench.py, whose stream drivers the tests reuse."""
     return load_bench_module("book_bench")
+
+
+_databases = iter(range(1, 10**6))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def history_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a history store goes: a SQLite file, or a fresh PostgreSQL database (`.ci/postgres` starts one and
+    sets EXOS_TEST_POSTGRES; without it the PostgreSQL cases are skipped)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "history.sqlite3")
+        return
+    import os
+
+    server = os.environ.get("EXOS_TEST_POSTGRES")
+    if not server:
+        pytest.skip('no PostgreSQL: run `eval "$(.ci/postgres start)"` first (.ci/run does)')
+    import psycopg
+
+    name = f"exos_test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

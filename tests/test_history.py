@@ -32,33 +32,41 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def project(journal: Path, database: Path, *, batch: int = 20_000, stop_after: int | None = None) -> int:
+def project(journal: Path, database: Path | str, *, batch: int = 20_000, stop_after: int | None = None) -> int:
     """Follow the journal into `database` with a fresh replica (as the projector process does on start)."""
-    projection = history.Projection(history.connect(database), Engine.from_parsed(manifest_of(journal)))
-    tail = JournalTail(journal)
-    applied = 0
-    while records := tail.poll(limit=batch):
-        applied += projection.apply(records)
-        if stop_after is not None and projection.last_seq >= stop_after:
-            break
-    tail.close()
+    with history.connect(database) as store:
+        projection = history.Projection(store, Engine.from_parsed(manifest_of(journal)))
+        tail = JournalTail(journal)
+        applied = 0
+        while records := tail.poll(limit=batch):
+            applied += projection.apply(records)
+            if stop_after is not None and projection.last_seq >= stop_after:
+                break
+        tail.close()
     return applied
 
 
-def test_a_rebuild_and_a_resumed_projection_are_identical(journal: Path, tmp_path: Path) -> None:
-    """Projecting in one go, in small batches across three restarts, or again after the file is deleted: the same
-    rows, and the last sequence is the journal's."""
-    whole, pieces = tmp_path / "whole.db", tmp_path / "pieces.db"
+def rows(store: Path | str) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every projected row of a store."""
+    with history.connect(store) as db:
+        return list(history.dump(db))
+
+
+def test_a_rebuild_and_a_resumed_projection_are_identical(journal: Path, tmp_path: Path, history_store: str) -> None:
+    """Projecting in one go (SQLite), in small batches across three restarts (SQLite or PostgreSQL), or again after
+    the file is deleted: the same rows, and the last sequence is the journal's."""
+    whole, pieces = tmp_path / "whole.db", history_store
     project(journal, whole)
     for stop in (3_000, 11_000, None):
         project(journal, pieces, batch=700, stop_after=stop)
-    first = list(history.dump(history.connect(whole)))
-    assert first and first == list(history.dump(history.connect(pieces)))
+    first = rows(whole)
+    assert first and first == rows(pieces)
     whole.unlink()
     project(journal, whole)
-    assert list(history.dump(history.connect(whole))) == first
+    assert rows(whole) == first
     engine = replay_directory(journal)
-    meta = history.connect(whole).execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()[0]
+    with history.connect(whole) as db:
+        meta = db.value("SELECT value FROM meta WHERE key = 'last_seq'")
     assert int(meta) == engine.seq
 
 
@@ -75,8 +83,9 @@ def test_the_rows_agree_with_the_engine(journal: Path, tmp_path: Path) -> None:
         times[seq] = int.from_bytes(payload[10:18], "little", signed=True)
         fills += [e for e in engine.submit_records([payload]) if e[3] == int(EventKind.FILL)]
     tail.close()
-    assert db.execute("SELECT count(*) FROM fills").fetchone()[0] == len(fills) > 1000
-    open_rows = {(r[0], r[1]) for r in db.execute("SELECT market, order_id FROM orders WHERE status = 'open'")}
+    assert db.value("SELECT count(*) FROM fills") == len(fills) > 1000
+    open_rows = {(r["market"], r["order_id"]) for r in db.rows("SELECT market, order_id FROM orders WHERE "
+                                                               "status = 'open'")}  # fmt: skip
     open_engine = {(ms.name, o.order_id) for ms in engine.markets for o in ms.book.orders()}
     assert open_rows == open_engine
     candles: dict[tuple[str, int], list[int]] = {}
@@ -88,9 +97,9 @@ def test_the_rows_agree_with_the_engine(journal: Path, tmp_path: Path) -> None:
         row = candles.setdefault(key, [e[11], e[11], e[11], e[11]])
         row[1], row[2], row[3] = max(row[1], e[11]), min(row[2], e[11]), e[11]
         volume[key] += e[12]
-    stored = {(r[0], r[1]): ([r[2], r[3], r[4], r[5]], r[6])
-              for r in db.execute("SELECT market, start_ms, open, high, low, close, volume FROM candles WHERE "
-                                  "interval = '5m'")}  # fmt: skip
+    stored = {(r["market"], r["start_ms"]): ([r["open"], r["high"], r["low"], r["close"]], r["volume"])
+              for r in db.rows("SELECT market, start_ms, open, high, low, close, volume FROM candles WHERE "
+                               "interval = '5m'")}  # fmt: skip
     assert stored == {k: (v, volume[k]) for k, v in candles.items()}
 
 
@@ -108,25 +117,31 @@ def test_pages_walk_back_without_gaps_or_repeats(journal: Path, tmp_path: Path) 
             break
         seq, idx = history.cursor("fills", rows[-1]).split(".")  # a trade's two fills share a seq: pages split them
         before = (int(seq), int(idx))
-    total = db.execute("SELECT count(*) FROM fills WHERE market = 'BTC-USDC'").fetchone()[0]
+    total = db.value("SELECT count(*) FROM fills WHERE market = 'BTC-USDC'")
     assert len(seen) == len(set(seen)) == total
     assert seen == sorted(seen, reverse=True)
 
 
-def test_served_history_survives_a_restart(tmp_path: Path) -> None:
+def test_served_history_survives_a_restart(tmp_path: Path, history_store: str) -> None:
     """`exos serve --journal`: a trade through the API shows in history and candles; after a restart (and after
-    the store file is deleted and rebuilt) the history answers the same."""
+    the store is dropped and rebuilt) the history answers the same. SQLite beside the journal, or the manifest's
+    PostgreSQL DSN."""
     from exos.client import Client
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     path, journal = manifest(tmp_path), tmp_path / "journal"
+    postgres = history_store.startswith("postgresql://")
+    if postgres:
+        path.write_text(
+            path.read_text().replace('journal = "journal"', f'journal = "journal"\nhistory = "{history_store}"')
+        )
     base = f"http://127.0.0.1:{port}"
     answers = []
     for attempt in range(3):
         if attempt == 2:
-            (journal / "history.sqlite3").unlink()
+            _drop(history_store if postgres else journal / "history.sqlite3")
         process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(path), "--port", str(port),
                                     "--journal", str(journal)], stdout=subprocess.PIPE, text=True)  # fmt: skip
         try:
@@ -158,3 +173,14 @@ def _wait_for_history(base: str, maker_address: str) -> tuple[list[dict[str, Any
             return response.json()["items"], candles.json()["items"]
         assert time.monotonic() < deadline, response.text
         time.sleep(0.1)
+
+
+def _drop(store: str | Path) -> None:
+    """Delete a history store: the file, or every table of the database."""
+    if isinstance(store, Path):
+        store.unlink()
+        return
+    db = history.connect(store)
+    for table in ("meta", "orders", "fills", "candles", "transfers", "settlements"):
+        db.execute(f"DROP TABLE {table}")
+    db.close()

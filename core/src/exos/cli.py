@@ -136,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from exos.server import serve
 
     limits = Limits(args.limit_address, 2 * args.limit_address, args.limit_ip, 2 * args.limit_ip)
-    return serve(args.manifest, args.host, args.port, args.journal, args.verifiers, limits)
+    return serve(args.manifest, args.host, args.port, args.journal, args.verifiers, limits, not args.no_history)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -245,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=5000.0,
         metavar="PER_S",
         help="requests per second per IP, bursts of twice that (0: unlimited)",
+    )
+    serve.add_argument(
+        "--no-history",
+        action="store_true",
+        help="keep no history store (with --journal, a projector process keeps one by default)",
     )
     serve.set_defaults(run=cmd_serve)
     replay = sub.add_parser("replay", help="recover a journal directory and print its state hash")

@@ -16,6 +16,7 @@ Numbers: prices, sizes and sequences are 64-bit integers; amounts and fees are d
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -75,28 +76,89 @@ def _hex(raw: bytes) -> str:
     return "0x" + raw.hex()
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to the SQLite store (created with its schema unless read-only)."""
-    if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    else:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # the journal is the truth: a lost tail is re-projected
-        db.executescript(SCHEMA)
-    db.row_factory = sqlite3.Row
-    return db
+class Store:
+    """One connection to the store, SQLite (a file path) or PostgreSQL (a `postgresql://` DSN), in one SQL dialect:
+    statements are written for SQLite and translated (placeholders, GREATEST/LEAST) for PostgreSQL."""
+
+    def __init__(self, target: str | Path, *, readonly: bool = False) -> None:
+        """Connect (and create the schema unless read-only)."""
+        self.postgres = str(target).startswith(("postgresql://", "postgres://"))
+        self.target = str(target)
+        if self.postgres:
+            import psycopg
+
+            self.db: Any = psycopg.connect(self.target, autocommit=True)
+            if not readonly:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+        elif readonly:
+            self.db = sqlite3.connect(f"file:{target}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # the journal is the truth: a lost tail is re-projected
+            self.db.executescript(SCHEMA)
+
+    def _sql(self, sql: str) -> str:
+        """The statement in this store's dialect."""
+        if not self.postgres:
+            return sql
+        return (
+            sql.replace("?", "%s")
+            .replace("MAX(candles.", "GREATEST(candles.")
+            .replace("MIN(candles.", "LEAST(candles.")
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+        self.db.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        """Run one statement per row."""
+        rows = list(rows)
+        if rows:
+            cursor = self.db.cursor()
+            cursor.executemany(self._sql(sql), rows)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A query's rows as dicts."""
+        cursor = self.db.execute(self._sql(sql), params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of a query's first row, or None."""
+        row = self.db.execute(self._sql(sql), params).fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        """Use in a with-block that closes it."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close on exit."""
+        self.close()
+
+
+def connect(target: str | Path, *, readonly: bool = False) -> Store:
+    """The store at a file path (SQLite) or a `postgresql://` DSN."""
+    return Store(target, readonly=readonly)
 
 
 class Projection:
     """Writes one engine's events into the store; knows the last sequence it applied."""
 
-    def __init__(self, db: sqlite3.Connection, engine: Any) -> None:
+    def __init__(self, db: Store, engine: Any) -> None:
         """Project `engine`'s events (a replica replaying the journal) into `db`."""
         self.db = db
         self.engine = engine
-        row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        self.last_seq = int(row[0]) if row else 0
+        value = db.value("SELECT value FROM meta WHERE key = 'last_seq'")
+        self.last_seq = int(value) if value is not None else 0
 
     def apply(self, records: Sequence[tuple[int, bytes]]) -> int:
         """Replay journal records through the replica; project those past `last_seq` in one transaction."""
@@ -122,47 +184,76 @@ class Projection:
         return len(fresh)
 
     def _write(self, events: list[RawEvent], times: dict[int, int]) -> None:
-        """Insert or update the rows the events stand for."""
+        """Insert or update the rows the events stand for.
+
+        Orders placed in this batch are kept in memory until its end, so an order that is placed and then
+        filled or cancelled in the same batch (most of them, under load) is written once."""
         db = self.db
         candles: dict[tuple[str, str, int], list[int]] = {}
+        fresh: dict[tuple[str, int], list[Any]] = {}
+        fills: list[tuple[Any, ...]] = []
+        transfers: list[tuple[Any, ...]] = []
         for e in events:
             kind, seq = e[3], e[0]
             ts = times[seq]
             if kind == _FILL:
-                db.execute("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                           (seq, e[1], ts, e[4], e[5], e[6], _hex(e[7]), e[8], e[9], int(e[10]), e[11], e[12],
-                            str(e[13]), e[14], e[17], e[18]))  # fmt: skip
-                db.execute("UPDATE orders SET filled = filled + ?, status = CASE WHEN filled + ? >= size THEN "
-                           "'filled' ELSE status END, updated_seq = ?, updated_ms = ? WHERE market = ? AND "
-                           "order_id = ?", (e[12], e[12], seq, ts, e[4], e[6]))  # fmt: skip
+                fills.append((seq, e[1], ts, e[4], e[5], e[6], _hex(e[7]), e[8], e[9], int(e[10]), e[11], e[12],
+                              str(e[13]), e[14], e[17], e[18]))  # fmt: skip
+                row = fresh.get((e[4], e[6]))
+                if row is None:
+                    db.execute("UPDATE orders SET filled = filled + ?, status = CASE WHEN filled + ? >= size THEN "
+                               "'filled' ELSE status END, updated_seq = ?, updated_ms = ? WHERE market = ? AND "
+                               "order_id = ?", (e[12], e[12], seq, ts, e[4], e[6]))  # fmt: skip
+                else:
+                    row[10] += e[12]
+                    if row[10] >= row[6]:
+                        row[9] = "filled"
+                    row[14], row[15] = seq, ts
                 if not e[10]:
                     self._candle(candles, e, ts)
             elif kind == _ACCEPTED or kind == _DELAYED:
-                client_id = _hex(e[12]) if kind == _ACCEPTED and e[12] is not None else None
-                outcome = e[14] if kind == _ACCEPTED else e[11]
-                db.execute("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,0,NULL,?,?,?,?) ON CONFLICT (market, "
-                           "order_id) DO UPDATE SET status = excluded.status, updated_seq = excluded.updated_seq, "
-                           "updated_ms = excluded.updated_ms",
-                           (e[4], e[5], _hex(e[6]), e[7], e[8], e[9], e[10], outcome, client_id,
-                            "open" if kind == _ACCEPTED else "delayed", seq, ts, seq, ts))  # fmt: skip
+                row = fresh.get((e[4], e[5]))
+                if row is None:
+                    client_id = _hex(e[12]) if kind == _ACCEPTED and e[12] is not None else None
+                    outcome = e[14] if kind == _ACCEPTED else e[11]
+                    status = "open" if kind == _ACCEPTED else "delayed"
+                    fresh[(e[4], e[5])] = [e[4], e[5], _hex(e[6]), e[7], e[8], e[9], e[10], outcome, client_id,
+                                           status, 0, None, seq, ts, seq, ts]  # fmt: skip
+                else:  # a delayed order entering the book
+                    row[9], row[14], row[15] = "open", seq, ts
             elif kind == _CANCELLED or kind == _EXPIRED:
-                db.execute("UPDATE orders SET status = ?, reason = ?, updated_seq = ?, updated_ms = ? WHERE market = ? "
-                           "AND order_id = ? AND status != 'filled'",
-                           ("expired" if kind == _EXPIRED else "cancelled", e[9], seq, ts, e[4], e[5]))  # fmt: skip
+                status = "expired" if kind == _EXPIRED else "cancelled"
+                row = fresh.get((e[4], e[5]))
+                if row is None:
+                    db.execute("UPDATE orders SET status = ?, reason = ?, updated_seq = ?, updated_ms = ? WHERE "
+                               "market = ? AND order_id = ? AND status != 'filled'",
+                               (status, e[9], seq, ts, e[4], e[5]))  # fmt: skip
+                elif row[9] != "filled":
+                    row[9], row[11], row[14], row[15] = status, e[9], seq, ts
             elif kind == _AMENDED:
-                db.execute("UPDATE orders SET price = ?, size = filled + ?, updated_seq = ?, updated_ms = ? WHERE "
-                           "market = ? AND order_id = ?", (e[8], e[10], seq, ts, e[4], e[5]))  # fmt: skip
+                row = fresh.get((e[4], e[5]))
+                if row is None:
+                    db.execute("UPDATE orders SET price = ?, size = filled + ?, updated_seq = ?, updated_ms = ? WHERE "
+                               "market = ? AND order_id = ?", (e[8], e[10], seq, ts, e[4], e[5]))  # fmt: skip
+                else:
+                    row[5], row[6], row[14], row[15] = e[8], row[10] + e[10], seq, ts
             elif kind == _DEPOSITED or kind == _WITHDRAWN:
-                db.execute("INSERT INTO transfers VALUES (?,?,?,?,?,?,NULL,?,?)",
-                           (seq, e[1], ts, "deposit" if kind == _DEPOSITED else "withdrawal", _hex(e[4]), e[5],
-                            e[6], str(e[7])))  # fmt: skip
+                transfers.append((seq, e[1], ts, "deposit" if kind == _DEPOSITED else "withdrawal", _hex(e[4]), e[5],
+                                  None, e[6], str(e[7])))  # fmt: skip
             elif kind == _TRANSFERRED:
-                db.execute("INSERT INTO transfers VALUES (?,?,?,'transfer',?,?,?,?,?)",
-                           (seq, e[1], ts, _hex(e[4]), e[5], e[6], e[7], str(e[8])))  # fmt: skip
+                transfers.append((seq, e[1], ts, "transfer", _hex(e[4]), e[5], e[6], e[7], str(e[8])))
             elif kind == _MARKET_EVENT and ("payout" in e[5] or "settled" in e[5] or "resolved" in e[5]):
                 detail = json.loads(e[6])
                 db.execute("INSERT INTO settlements VALUES (?,?,?,?,?,?,?,?)",
                            (seq, e[1], ts, e[4], e[5], detail.get("address"), detail.get("sub"), e[6]))  # fmt: skip
+        # an order seen first as delayed in an earlier batch exists already: it keeps its creation
+        db.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (market, order_id) DO "
+                       "UPDATE SET status = excluded.status, filled = excluded.filled, reason = excluded.reason, "
+                       "price = excluded.price, size = excluded.size, client_id = excluded.client_id, "
+                       "updated_seq = excluded.updated_seq, updated_ms = excluded.updated_ms",
+                       fresh.values())  # fmt: skip
+        db.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", fills)
+        db.executemany("INSERT INTO transfers VALUES (?,?,?,?,?,?,?,?,?)", transfers)
         for (market, interval, start), (o, h, lo, c, v, n) in candles.items():
             db.execute("INSERT INTO candles VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (market, interval, start_ms) DO "
                        "UPDATE SET high = MAX(candles.high, excluded.high), low = MIN(candles.low, excluded.low), "
@@ -223,7 +314,7 @@ def cursor(table: str, row: dict[str, Any]) -> str:
     return f"{row[first]}.{row[second]}"
 
 
-def page(db: sqlite3.Connection, table: str, where: dict[str, Any], *, before: tuple[int, int] | None, limit: int,
+def page(db: Store, table: str, where: dict[str, Any], *, before: tuple[int, int] | None, limit: int,
          since_ms: int | None = None, until_ms: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Rows of a history table, newest first, keyset-paged (`before`: the key of the last row already seen)."""
     first, second, ts = PAGE_KEYS.get(table, ("seq", "idx", "ts"))
@@ -241,28 +332,28 @@ def page(db: sqlite3.Connection, table: str, where: dict[str, Any], *, before: t
             params.append(value)
     sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(clauses) if clauses else "")
     sql += f" ORDER BY {first} DESC, {second} DESC LIMIT ?"
-    rows = db.execute(sql, (*params, min(limit, PAGE_MAX))).fetchall()
-    return [{k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in dict(r).items()}
+    rows = db.rows(sql, (*params, min(limit, PAGE_MAX)))
+    return [{k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in r.items()}
             for r in rows]  # fmt: skip
 
 
-def candles(db: sqlite3.Connection, market: str, interval: str, *, since_ms: int | None, until_ms: int | None,
+def candles(db: Store, market: str, interval: str, *, since_ms: int | None, until_ms: int | None,
             limit: int) -> list[dict[str, str]]:  # fmt: skip
     """A market's candles of one interval, oldest first within the window (the newest `limit`)."""
-    rows = db.execute(
+    rows = db.rows(
         "SELECT start_ms, open, high, low, close, volume, trades FROM candles WHERE market = ? AND interval = ? AND "
         "start_ms >= ? AND start_ms < ? ORDER BY start_ms DESC LIMIT ?",
         (market, interval, since_ms or 0, until_ms or 2**62, min(limit, PAGE_MAX)),
-    ).fetchall()
-    return [{k: str(v) for k, v in dict(r).items()} for r in reversed(rows)]
+    )
+    return [{k: str(v) for k, v in r.items()} for r in reversed(rows)]
 
 
-def dump(db: sqlite3.Connection) -> Iterator[tuple[str, tuple[Any, ...]]]:
+def dump(db: Store) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """Every row of every projected table in a fixed order (for comparing two stores)."""
     for table, key in (("orders", "market, order_id"), ("fills", "seq, idx"), ("candles", "market, interval, start_ms"),
                        ("transfers", "seq, idx"), ("settlements", "seq, idx")):  # fmt: skip
-        for row in db.execute(f"SELECT * FROM {table} ORDER BY {key}"):
-            yield table, tuple(row)
+        for row in db.rows(f"SELECT * FROM {table} ORDER BY {key}"):
+            yield table, tuple(row.values())
 
 
 def main(argv: list[str]) -> int:
@@ -272,6 +363,12 @@ def main(argv: list[str]) -> int:
     from exos.cli import _configure_logging
 
     _configure_logging(False)  # a process of the CLI's: its logs go where the CLI's go (stderr)
+    # The sequencer and the verifiers come first: this process runs only on CPU time nobody else wants (Linux's
+    # SCHED_IDLE), so under saturation the projection lags (`as_of_seq` says how far) and catches up afterwards.
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(19)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sequencer stops this process

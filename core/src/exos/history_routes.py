@@ -12,7 +12,6 @@ Pages are newest first: pass the answer's `next_before` as `before` for the next
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +27,22 @@ class HistoryReader:
     def __init__(self, path: str | Path | None) -> None:
         """Read the store at `path` (None: this server keeps no history)."""
         self.path = path
-        self.db: sqlite3.Connection | None = None
+        self.db: history.Store | None = None
 
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> history.Store:
         """The connection (QueryError 404 without a store, 503 before the projector made it)."""
         if self.path is None:
             raise QueryError(404, "NO_HISTORY", "this server keeps no history (start it with --journal)")
         if self.db is None:
-            if not Path(self.path).exists():
+            if not str(self.path).startswith(("postgresql://", "postgres://")) and not Path(self.path).exists():
                 raise QueryError(503, "HISTORY_STARTING", "the history store is being built from the journal")
             self.db = history.connect(self.path, readonly=True)
         return self.db
 
     def as_of(self) -> str:
         """The last journal sequence the store holds."""
-        row = self.connection().execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        return str(row[0]) if row else "0"
+        value = self.connection().value("SELECT value FROM meta WHERE key = 'last_seq'")
+        return str(value) if value is not None else "0"
 
 
 def _check(limit: int, since: int | None, until: int | None) -> None:

@@ -92,6 +92,7 @@ class VenueSpec:
     chain_id: int = 1337  # the EIP-712 signing domain: the venue's name, version "1", this chain id, and
     verifying_contract: bytes = bytes(20)  # this verifying address
     faucet: Mapping[str, Decimal] = attrs.field(factory=dict, hash=False)  # `exos serve` hands these out (demos)
+    history: str | None = None  # the history store: a `postgresql://` DSN (default: SQLite beside the journal)
 
 
 @attrs.frozen
@@ -437,7 +438,7 @@ class _Parser:
     def venue(self, t: dict[str, Any]) -> VenueSpec:
         self.keys(
             "venue", t, ("name", "admins", "fee_account"),
-            ("journal", "nonce_window_ms", "compliance", "chain_id", "verifying_contract", "faucet"),
+            ("journal", "nonce_window_ms", "compliance", "chain_id", "verifying_contract", "faucet", "history"),
         )  # fmt: skip
         name = self.string("venue.name", t["name"])
         if not name.strip():
@@ -480,10 +481,16 @@ class _Parser:
             if value <= 0:
                 self.fail(f"venue.faucet.{symbol}", "must be > 0", amount)
             faucet[symbol] = value
+        history = None
+        if "history" in t:
+            history = self.string("venue.history", t["history"])
+            if not history.startswith(("postgresql://", "postgres://")):
+                self.fail("venue.history", "must be a postgresql:// DSN (SQLite beside the journal is the default)",
+                          history)  # fmt: skip
         return VenueSpec(
             name=name, admins=admins, fee_account=fee_account, journal=journal, nonce_window=nonce_window,
             compliance=compliance, chain_id=chain_id, verifying_contract=verifying,
-            faucet=types.MappingProxyType(faucet),
+            faucet=types.MappingProxyType(faucet), history=history,
         )  # fmt: skip
 
     def policy_names(self, location: str, value: object) -> tuple[str, ...]:

@@ -692,15 +692,15 @@ async def _send_loop(ws: WebSocket, subscriber: Subscriber, feed: Feed) -> None:
 
 
 def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: int = 1,
-          limits: Limits | None = None) -> int:  # fmt: skip
+          limits: Limits | None = None, history: bool = True) -> int:  # fmt: skip
     """Run the venue until SIGTERM or Ctrl-C: this process sequences; `verifiers` processes serve the API."""
     engine = Engine.from_manifest(manifest, journal=journal)
     sequencer = Sequencer(engine, limits=limits)
     _open(engine, sequencer.now())
-    store = str(Path(journal) / HISTORY_FILE) if journal else None
+    store = (engine.manifest.venue.history or str(Path(journal) / HISTORY_FILE)) if journal and history else None
     projector = None
-    if journal:  # the history store follows the journal in a process of its own
-        projector = subprocess.Popen([sys.executable, "-m", "exos.history", journal, str(store)])
+    if store:  # the history store follows the journal in a process of its own
+        projector = subprocess.Popen([sys.executable, "-m", "exos.history", str(journal), store])
     if verifiers == 0:
         try:
             return _serve_in_process(create_app(LocalBackend(sequencer), history=store), host, port)
