@@ -70,6 +70,8 @@ def history_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     import os
 
     server = os.environ.get("EXOS_TEST_POSTGRES")
+    if not server and os.environ.get("EXOS_REQUIRE_BROWSER"):  # under .ci/run every service must be there
+        pytest.fail("EXOS_TEST_POSTGRES is not set: .ci/run starts PostgreSQL with .ci/postgres")
     if not server:
         pytest.skip('no PostgreSQL: run `eval "$(.ci/postgres start)"` first (.ci/run does)')
     import psycopg

@@ -49,7 +49,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -67,6 +68,7 @@ from exos.wire import FrameReader, frame
 MAX_BODY = 64 * 1024
 MAX_BATCH = 100
 HISTORY_FILE = "history.sqlite3"  # beside the journal's segments
+WEB = Path(__file__).parent / "web"
 MAX_IN_FLIGHT = 256  # unanswered order-channel requests per WebSocket
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
@@ -539,6 +541,12 @@ def create_app(
         return {"credited": await backend.faucet(bytes.fromhex(body.address[2:]), body.sub)}
 
     add_routes(app, HistoryReader(history), {**ERRORS, 503: {"model": ErrorEnvelope}})
+    app.mount("/web", StaticFiles(directory=WEB), name="web")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The trader's page (static files, no build step: `exos/web`)."""
+        return FileResponse(WEB / "index.html")
 
     @app.websocket("/v1/ws")
     async def websocket(ws: WebSocket) -> None:
