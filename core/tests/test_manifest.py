@@ -75,7 +75,9 @@ tick_size = "0.1"
 lot_size = "0.001"
 """
 
-VENUE_KEYS = "admins, chain_id, compliance, faucet, fee_account, journal, name, nonce_window_ms, verifying_contract"
+VENUE_KEYS = (
+    "admins, chain_id, compliance, faucet, fee_account, history, journal, name, nonce_window_ms, verifying_contract"
+)
 MARKET_KEYS = (
     "base, compliance, fee_model, fees, lot_size, max_levels, max_orders, min_notional, min_size, name, params, quote, "
     "status, tick_size, type"
@@ -692,3 +694,12 @@ class TestEdgeConversions:
         assert market.lots_to_size(12345) == Decimal("1.2345")
         with pytest.raises(ValueError, match=r"^lot_size: size 0\.00015 is not a multiple of 0\.0001$"):
             market.size_to_lots(Decimal("0.00015"))
+
+
+def test_a_history_store_must_be_a_postgresql_dsn(tmp_path: Path) -> None:
+    """`[venue] history` names PostgreSQL; SQLite beside the journal needs no key."""
+    text = EXAMPLE.read_text()
+    good = Manifest.from_bytes(text.replace('journal = "journal"', 'history = "postgresql://u@h/db"').encode())
+    assert good.venue.history == "postgresql://u@h/db"
+    with pytest.raises(ManifestError, match=r"venue\.history: must be a postgresql:// DSN"):
+        Manifest.from_bytes(text.replace('journal = "journal"', 'history = "sqlite:///x"').encode())
