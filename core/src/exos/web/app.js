@@ -91,7 +91,7 @@ function renderMarkets(list) {
     const events = stages.get(stage); if (!events.has(event)) events.set(event, []); events.get(event).push(m);
   }
   const nav = $("markets"); nav.replaceChildren();
-  for (const [stage, events] of stages) {
+  for (const [stage, events] of [...stages].sort(([a], [b]) => a.localeCompare(b))) {
     const d = document.createElement("details"); d.open = stages.size < 4;
     d.innerHTML = `<summary>${stage}</summary>`;
     for (const [event, ms] of events) {
@@ -111,7 +111,8 @@ function pick(name) {
   $("title").textContent = `${name} (${m.type}, tick ${m.tick_size}, lot ${m.lot_size})`;
   $("outcome-switch").hidden = m.outcomes === "1" || m.outcomes === "0";
   $("prob-head").hidden = m.type !== "prediction";
-  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("on", a.dataset.market === name));
+  document.querySelectorAll("nav a").forEach((a) => { a.classList.toggle("on", a.dataset.market === name);
+    if (a.dataset.market === name) a.closest("details").open = true; });
   $("trades").tBodies[0].replaceChildren();
   if (ws?.readyState === 1) subscribe();
   refreshChart(); refreshAccount();
