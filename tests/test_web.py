@@ -94,9 +94,9 @@ def test_the_world_cup_page_groups_events_and_shows_yes_and_no(tmp_path: Path) -
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(ROOT / "examples" / "worldcup-2026.toml"),
-                                "--port", str(port), "--journal", str(tmp_path / "wc")], stdout=subprocess.PIPE,
-                               text=True)  # fmt: skip
+    wc = ROOT / "examples" / "worldcup-2026.toml"
+    process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(wc), "--port", str(port), "--journal",
+                                str(tmp_path / "wc")], stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert process.stdout is not None and process.stdout.readline().startswith("listening on")
         with sync_playwright() as p:

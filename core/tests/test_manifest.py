@@ -180,8 +180,8 @@ BROKEN: list[tuple[str, str, str, str]] = [
     (
         "root-unknown",
         "[venue]\n",
-        "oracles = 1\n[venue]\n",
-        "oracles: unknown key; expected one of assets, markets, plugins, simulation, venue",
+        "perps = 1\n[venue]\n",
+        "perps: unknown key; expected one of assets, markets, oracles, plugins, simulation, venue",
     ),
     (
         "venue-unknown",

@@ -55,6 +55,7 @@ class Kind(enum.IntEnum):
     APPROVE_AGENT = 14
     REVOKE_AGENT = 15
     COMPLIANCE_UPDATE = 16
+    ORACLE_UPDATE = 17
 
 
 class Status(enum.IntEnum):
@@ -392,6 +393,21 @@ class ComplianceUpdate(Command):
 
     def _tail(self) -> bytes:
         return canonical_json({"policy": self.policy, "payload": self.payload})
+
+
+@attrs.frozen(kw_only=True)
+class OracleUpdate(Command):
+    """A publisher's price for one feed's source (an integer in the feed's fixed point), as of `published_ms`."""
+
+    kind: ClassVar[Kind] = Kind.ORACLE_UPDATE
+    feed: str
+    source: str = ""
+    price: int
+    published_ms: int
+
+    def _tail(self) -> bytes:
+        return canonical_json({"feed": self.feed, "source": self.source, "price": self.price,
+                               "published": self.published_ms})  # fmt: skip
 
 
 def canonical_json(value: Any) -> bytes:

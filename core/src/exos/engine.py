@@ -160,6 +160,16 @@ class Engine:
             self.venue_policies = tuple(self._policy(name, "venue.compliance") for name in manifest.venue.compliance)
         except Rejection as rejection:
             raise EngineError(f"{manifest.source}: {rejection.message}", code=rejection.code) from None
+        self.oracles: dict[str, Any] = {}  # feed name -> OracleFeed, in manifest order
+        for index, spec in enumerate(manifest.oracles):
+            kind = plugins.oracles.get(spec.kind)
+            if kind is None:
+                raise EngineError(f"{manifest.source}: oracles[{index}].kind: no enabled plugin registers oracle kind "
+                                  f"{spec.kind!r}", code="UNKNOWN_ORACLE_KIND")  # fmt: skip
+            try:
+                self.oracles[spec.name] = kind.create(spec.name, spec.params)
+            except ValueError as exc:
+                raise EngineError(f"{manifest.source}: oracles[{index}].params: {exc}", code="BAD_ORACLE") from None
         self.last_timestamp = -(2**63)
         self.next_order_id = 1
         self.seq = 0
@@ -195,6 +205,7 @@ class Engine:
             int(Kind.APPROVE_AGENT): self._approve_agent,
             int(Kind.REVOKE_AGENT): self._revoke_agent,
             int(Kind.COMPLIANCE_UPDATE): self._compliance_update,
+            int(Kind.ORACLE_UPDATE): self._oracle_update,
         }
         self._genesis()
 
@@ -1097,6 +1108,33 @@ class Engine:
             raise Rejection("UNKNOWN_AGENT", f"agent: 0x{agent.hex()} is not an agent of 0x{master.hex()}")
         out.append((seq, len(out) - base, _USER, int(EventKind.AGENT_REVOKED), master, agent))
 
+    def _oracle_update(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
+        """A publisher's price for a feed; the feed decides whether to take it (publisher, guards)."""
+        try:
+            request = _json(tail)
+            name, source = request["feed"], request["source"]
+            price, published = request["price"], request["published"]
+            if not (
+                isinstance(name, str) and isinstance(source, str) and type(price) is int and type(published) is int
+            ):
+                raise TypeError("feed and source are names, price and published integers")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Rejection("BAD_ORACLE_UPDATE", f"oracle update: {exc}") from None
+        feed = self.oracles.get(name)
+        if feed is None:
+            raise Rejection("UNKNOWN_FEED", f"oracle update: the manifest names no feed {name!r}")
+        try:
+            live = feed.update(fields[11], source, price, published, fields[8])
+        except ValueError as exc:
+            raise Rejection("ORACLE", f"{name}: {exc}") from None
+        value = feed.value(fields[8])
+        out.append((seq, len(out) - base, _USER, int(EventKind.ORACLE_UPDATED), name, source, value or 0, live))
+
+    def oracle_price(self, feed: str) -> int | None:
+        """A feed's aggregate price at the engine's time, or None while it is stale or never published (KeyError)."""
+        value: int | None = self.oracles[feed].value(self.last_timestamp)
+        return value
+
     def _compliance_update(
         self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]
     ) -> None:
@@ -1243,6 +1281,8 @@ class Engine:
             for name, plugin in stateful:
                 section(name.encode())
                 section(plugin.dump())
+        for feed in self.oracles.values():  # only venues with oracles have this part (older states stay as they were)
+            section(feed.dump())
         return b"".join(parts)
 
     def state_hash(self) -> str:

@@ -46,6 +46,7 @@ class EventKind(enum.IntEnum):
     AGENT_APPROVED = 17
     AGENT_REVOKED = 18
     COMPLIANCE_UPDATED = 19
+    ORACLE_UPDATED = 20
 
 
 RawEvent = tuple[Any, ...]
@@ -255,6 +256,16 @@ class ComplianceUpdated(Event):
 
 
 @attrs.frozen
+class OracleUpdated(Event):
+    """A feed took a publisher's price: its aggregate now (0 while it is not live) and how many sources count."""
+
+    feed: str
+    source: str
+    price: int
+    live_sources: int
+
+
+@attrs.frozen
 class Rejected(Event):
     """The command was refused and changed nothing: `code` names the rule, `message` the values."""
 
@@ -289,6 +300,7 @@ CLASSES: dict[EventKind, type[Event]] = {
     EventKind.AGENT_APPROVED: AgentApproved,
     EventKind.AGENT_REVOKED: AgentRevoked,
     EventKind.COMPLIANCE_UPDATED: ComplianceUpdated,
+    EventKind.ORACLE_UPDATED: OracleUpdated,
 }
 _BASE = {f.name for f in attrs.fields(Event)}
 FIELDS: dict[EventKind, tuple[str, ...]] = {

@@ -176,6 +176,15 @@ class SimulationSpec:
 
 
 @attrs.frozen
+class OracleSpec:
+    """One ``[[oracles]]`` entry: a price feed by name, the registered oracle kind that computes it, its params."""
+
+    name: str
+    kind: str
+    params: Mapping[str, Any]
+
+
+@attrs.frozen
 class Manifest:
     """A parsed venue manifest; ``raw`` and ``sha256`` are the exact file bytes the journal pins."""
 
@@ -188,6 +197,7 @@ class Manifest:
     markets: tuple[MarketSpec, ...]
     directory: Path
     simulation: SimulationSpec | None = None
+    oracles: tuple[OracleSpec, ...] = ()
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Manifest:
@@ -394,7 +404,7 @@ class _Parser:
     # tables
 
     def manifest(self, raw: bytes, document: dict[str, Any]) -> Manifest:
-        self.keys("", document, (), ("venue", "plugins", "assets", "markets", "simulation"))
+        self.keys("", document, (), ("venue", "plugins", "assets", "markets", "simulation", "oracles"))
         if "venue" not in document:
             self.fail("venue", "required table [venue] is missing")
         venue = self.venue(self.table("venue", document["venue"]))
@@ -407,6 +417,8 @@ class _Parser:
             self.market(i, t, by_symbol) for i, t in enumerate(self.tables("markets", document.get("markets", [])))
         )
         self.unique("markets", "name", [m.name for m in markets], "market name")
+        oracles = tuple(self.oracle(i, t) for i, t in enumerate(self.tables("oracles", document.get("oracles", []))))
+        self.unique("oracles", "name", [o.name for o in oracles], "oracle feed name")
         return Manifest(
             source=self.source,
             raw=raw,
@@ -417,7 +429,15 @@ class _Parser:
             markets=markets,
             directory=self.directory,
             simulation=self.simulation(document["simulation"]) if "simulation" in document else None,
+            oracles=oracles,
         )
+
+    def oracle(self, index: int, t: dict[str, Any]) -> OracleSpec:
+        where = f"oracles[{index}]"
+        self.keys(where, t, ("name", "kind"), ("params",))
+        name = self.string(f"{where}.name", t["name"], _NAME, "must be a feed name (1..64 of A-Z a-z 0-9 _ . -)")
+        kind = self.string(f"{where}.kind", t["kind"], _NAME, "must be an oracle kind (1..64 of A-Z a-z 0-9 _ . -)")
+        return OracleSpec(name=name, kind=kind, params=_freeze(self.table(f"{where}.params", t.get("params", {}))))
 
     def simulation(self, value: object) -> SimulationSpec:
         t = self.table("simulation", value)

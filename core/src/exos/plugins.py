@@ -73,7 +73,7 @@ _KINDS: tuple[_Kind, ...] = (
     _Kind("exos_register_fee_models", "fee_models", "fee model", ("create",)),
     _Kind("exos_register_order_checks", "order_checks", "order check", ("check",)),
     _Kind("exos_register_margin_providers", "margin_providers", "margin provider", ("requirement",)),
-    _Kind("exos_register_oracles", "oracles", "oracle", ()),
+    _Kind("exos_register_oracles", "oracles", "oracle", ("create",)),
     _Kind("exos_register_compliance_policies", "compliance_policies", "compliance policy", ("decide", "update")),
     _Kind("exos_register_resolution_sources", "resolution_sources", "resolution source", ("create",)),
     _Kind("exos_register_simulations", "simulations", "simulation", ("run",)),

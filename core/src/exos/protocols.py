@@ -341,6 +341,31 @@ class CompliancePolicy(StatefulPlugin, Protocol):
         ...
 
 
+class OracleFeed(StatefulPlugin, Protocol):
+    """One price feed's state: the publishers' latest prices and the aggregate they give (fixed-point integers)."""
+
+    name: str
+
+    def update(self, publisher: bytes, source: str, price: int, published_ms: int, now: int) -> int:
+        """Take a price (validate first: raise ValueError and change nothing); how many sources count now."""
+        ...
+
+    def value(self, now: int) -> int | None:
+        """The aggregate price at command time `now`, or None while the feed is stale or never published."""
+        ...
+
+
+class OracleKind(Protocol):
+    """A registered oracle kind (pushed prices, a multi-source index, ...): builds the feeds a manifest names."""
+
+    api_version: int
+    name: str
+
+    def create(self, feed: str, params: Mapping[str, Any]) -> OracleFeed:
+        """A feed from its manifest params (ValueError names a bad param)."""
+        ...
+
+
 class MarginProvider(Protocol):
     """How much of each asset an account must keep for its positions and orders in one market type."""
 

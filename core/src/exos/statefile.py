@@ -102,6 +102,8 @@ def load_into(engine: Engine, data: bytes) -> None:
             if plugin is None or not hasattr(plugin, "load"):
                 raise StateFileError(f"state holds plugin state for {what} {name!r}, which is not loaded")
             plugin.load(reader.section())
+    for feed in engine.oracles.values():
+        feed.load(reader.section())
     if reader.offset != len(data):
         raise StateFileError(f"state dump has {len(data) - reader.offset} bytes after its end")
     engine.last_timestamp = last_timestamp

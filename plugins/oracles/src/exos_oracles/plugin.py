@@ -1,0 +1,13 @@
+"""The oracles plugin's hook implementation (entry point `oracles` in group `exos`)."""
+
+from __future__ import annotations
+
+from exos.hookspecs import Register, hookimpl
+from exos_oracles.feeds import IndexKind, PushedKind
+
+
+@hookimpl
+def exos_register_oracles(register: Register) -> None:
+    """Register the pushed and index oracle kinds; a manifest's [[oracles]] names a kind per feed."""
+    register(PushedKind())
+    register(IndexKind())
