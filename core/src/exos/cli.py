@@ -198,7 +198,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"enabled by {args.manifest}:")
         for name, version in plugins.versions:
             print(f"  {name:<16} {version}")
-        kinds = ("market_types", "fee_models", "order_checks", "margin_providers", "resolution_sources", "simulations")
+        kinds = ("market_types", "fee_models", "order_checks", "margin_providers", "oracles", "compliance_policies",
+                 "resolution_sources", "simulations")  # fmt: skip
         for kind in kinds:
             names = ", ".join(getattr(plugins, kind)) or "-"
             print(f"    {kind.replace('_', ' ')}: {names}")

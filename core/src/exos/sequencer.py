@@ -231,6 +231,18 @@ class Sequencer:
                 "side": first[8], "price": str(first[9]), "size": str(row[2]), "filled": str(row[1]),
                 "status": row[0], "reason": row[4] if len(row) > 4 else None}  # fmt: skip
 
+    def q_oracles(self) -> list[dict[str, Any]]:
+        """Every oracle feed: its aggregate at the engine's time (null while stale) and each source's latest price."""
+        engine = self.engine
+        out = []
+        for spec in engine.manifest.oracles:
+            feed = engine.oracles[spec.name]
+            value = feed.value(engine.last_timestamp)
+            latest = getattr(feed, "latest", {})
+            out.append({"name": spec.name, "kind": spec.kind, "price": None if value is None else str(value),
+                        "sources": {k: {"price": str(p), "published_ms": str(t)} for k, (p, t) in latest.items()}})  # fmt: skip
+        return out
+
     def q_trades(self, market: str, limit: int = 100) -> list[dict[str, Any]]:
         """The market's most recent trades (newest first; price and side in the taker's terms)."""
         self._market(market)

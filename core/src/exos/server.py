@@ -485,6 +485,11 @@ def create_app(
         bounded("outcome", outcome, 0, 255)
         return await backend.query("book", market=market, levels=levels, outcome=outcome)
 
+    @app.get("/v1/oracles", responses=ERRORS)
+    async def oracles() -> Any:
+        """Every oracle feed with its aggregate price (null while stale or never published) and its sources."""
+        return await backend.query("oracles")
+
     @app.get("/v1/markets/{market}/trades", responses=ERRORS)
     async def trades(market: str, limit: int = 100) -> Any:
         """The market's recent trades, newest first (price and side in the taker's outcome terms)."""
