@@ -239,8 +239,9 @@ class Sequencer:
             feed = engine.oracles[spec.name]
             value = feed.value(engine.last_timestamp)
             latest = getattr(feed, "latest", {})
-            out.append({"name": spec.name, "kind": spec.kind, "price": None if value is None else str(value),
-                        "sources": {k: {"price": str(p), "published_ms": str(t)} for k, (p, t) in latest.items()}})  # fmt: skip
+            sources = {k: {"price": str(p), "published_ms": str(t)} for k, (p, t) in latest.items()}
+            price = None if value is None else str(value)
+            out.append({"name": spec.name, "kind": spec.kind, "price": price, "sources": sources})
         return out
 
     def q_trades(self, market: str, limit: int = 100) -> list[dict[str, Any]]:
