@@ -161,6 +161,7 @@ class Engine:
         except Rejection as rejection:
             raise EngineError(f"{manifest.source}: {rejection.message}", code=rejection.code) from None
         self.oracles: dict[str, Any] = {}  # feed name -> OracleFeed, in manifest order
+        self._oracle_reported: tuple[int, int] | None = None  # (command seq, feed index) of the last staleness report
         for index, spec in enumerate(manifest.oracles):
             kind = plugins.oracles.get(spec.kind)
             if kind is None:
@@ -513,6 +514,8 @@ class Engine:
                     self._book_events(ms, raw, None, seq, base, out, _SYSTEM)
             elif kind == _DELAYED_TIMER:
                 self._release(arg1, now, seq, base, out)
+            elif kind == TimerKind.ORACLE:
+                self._oracle_expired(arg0, now, seq, base, out)
             elif kind == _MARKET_TIMER:
                 ms = self.markets[arg0]
                 context = Context(self, arg0, (b"", 0), b"", seq, base, out, _SYSTEM)
@@ -1129,6 +1132,27 @@ class Engine:
             raise Rejection("ORACLE", f"{name}: {exc}") from None
         value = feed.value(fields[8])
         out.append((seq, len(out) - base, _USER, int(EventKind.ORACLE_UPDATED), name, source, value or 0, live))
+        self._oracle_timer(list(self.oracles).index(name), feed, fields[8])
+
+    def _oracle_timer(self, index: int, feed: Any, now: int) -> None:
+        """Wake when the feed's next source grows too old (max age as a timer, in command time)."""
+        when = feed.expires_at(now)
+        if when is not None:
+            self.timers.add(when, TimerKind.ORACLE, index, 0)
+
+    def _oracle_expired(self, index: int, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
+        """A source may have grown too old: report the feed's new state (cause system) if it did."""
+        name = list(self.oracles)[index]
+        feed = self.oracles[name]
+        fired = (seq, index)  # several sources may expire at once: one report per feed per command
+        if fired == self._oracle_reported:
+            return
+        live = feed.live(now)
+        if live < feed.live(now - 1):
+            self._oracle_reported = fired
+            value = feed.value(now)
+            out.append((seq, len(out) - base, _SYSTEM, int(EventKind.ORACLE_UPDATED), name, "", value or 0, live))
+            self._oracle_timer(index, feed, now)
 
     def oracle_price(self, feed: str) -> int | None:
         """A feed's aggregate price at the engine's time, or None while it is stale or never published (KeyError)."""

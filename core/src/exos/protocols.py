@@ -354,6 +354,14 @@ class OracleFeed(StatefulPlugin, Protocol):
         """The aggregate price at command time `now`, or None while the feed is stale or never published."""
         ...
 
+    def live(self, now: int) -> int:
+        """How many sources count at `now`."""
+        ...
+
+    def expires_at(self, now: int) -> int | None:
+        """The first time after `now` at which a source stops counting (the engine sets a timer), or None."""
+        ...
+
 
 class OracleKind(Protocol):
     """A registered oracle kind (pushed prices, a multi-source index, ...): builds the feeds a manifest names."""

@@ -20,6 +20,7 @@ class TimerKind(enum.IntEnum):
     EXPIRE_ORDER = 1  # args: market index, order id
     MARKET = 2  # args: market index, the market's tag (its on_timer decides what it means)
     DELAYED_ORDER = 3  # args: market index, order id (a taker delay is over)
+    ORACLE = 4  # args: feed index, 0 (a source's price may have grown too old)
 
 
 Timer = tuple[int, int, int, int, int]  # time, sequence, kind, arg0, arg1

@@ -217,3 +217,22 @@ def test_publishers_sign_updates_through_the_api(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=20)
         process.stdout.close() if process.stdout else None
+
+
+def test_max_age_is_a_timer_that_reports_staleness() -> None:
+    """When a source grows too old a system event says so at that time, in command time; a refreshed source does
+    not raise a false alarm."""
+    engine = venue()
+    push(engine, P1, 6_500_000, T)
+    push(engine, P2, 6_500_000, T)
+    push(engine, P3, 6_500_000, T + 3_000)
+    quiet = engine.submit(C.Tick(actor=C.Actor(b"\x11" * 20), timestamp=T + 4_000))
+    assert not [e for e in quiet if isinstance(e, E.OracleUpdated)]
+    events = engine.submit(C.Tick(actor=C.Actor(b"\x11" * 20), timestamp=T + 5_001))
+    stale = [e for e in events if isinstance(e, E.OracleUpdated)]
+    assert [(e.cause, e.price, e.live_sources) for e in stale] == [(E.Cause.SYSTEM, 0, 1)]  # P1 and P2 aged out
+    assert engine.oracle_price("BTC-USD") is None
+    push(engine, P1, 6_500_000, T + 6_000)  # back to two live sources
+    assert engine.oracle_price("BTC-USD") == 6_500_000
+    events = engine.submit(C.Tick(actor=C.Actor(b"\x11" * 20), timestamp=T + 8_001))  # P3 (T + 3000) ages out
+    assert [(e.price, e.live_sources) for e in events if isinstance(e, E.OracleUpdated)] == [(0, 1)]

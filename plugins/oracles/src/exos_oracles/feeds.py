@@ -125,6 +125,16 @@ class MedianFeed:
         """The aggregate at `now`, or None while stale (or never published)."""
         return self._aggregate(self.latest, now)[0]
 
+    def live(self, now: int) -> int:
+        """How many sources are young enough to count at `now`."""
+        return len(self._live(self.latest, now))
+
+    def expires_at(self, now: int) -> int | None:
+        """The first time after `now` at which a live source grows too old, or None."""
+        times = [published + self.max_age_ms + 1 for _, published in self.latest.values()]
+        later = [t for t in times if t > now]
+        return min(later) if later else None
+
     def dump(self) -> bytes:
         """Canonical JSON of the latest prices and the last aggregate."""
         return json.dumps({"latest": self.latest, "last": self.last}, sort_keys=True, separators=(",", ":")).encode()
