@@ -184,3 +184,26 @@ def _drop(store: str | Path) -> None:
     for table in ("meta", "orders", "fills", "candles", "transfers", "settlements"):
         db.execute(f"DROP TABLE {table}")
     db.close()
+
+
+def test_a_store_from_another_journal_is_rebuilt(journal: Path, tmp_path: Path, history_store: str) -> None:
+    """A store built from one venue's journal, then pointed at another's, is emptied and rebuilt from the new one."""
+    other = tmp_path / "other-journal"
+    subprocess.run([sys.executable, "-m", "exos.cli", "simulate", str(ROOT / "examples" / "spot.toml"), "--orders",
+                    "3000", "--seed", "9", "--journal", str(other)], check=True, capture_output=True)  # fmt: skip
+    project(journal, history_store)
+    history.follow(other, history_store, stop=_caught_up(other, history_store))  # what the projector process does
+    fresh = tmp_path / "fresh.db"
+    project(other, fresh)
+    assert rows(history_store) == rows(fresh)
+
+
+def _caught_up(journal: Path, store: str) -> Any:
+    """A `stop` for `follow`: true once the store holds the journal's last record."""
+    last = replay_directory(journal).seq
+
+    def stop() -> bool:
+        with history.connect(store) as db:
+            return db.value("SELECT value FROM meta WHERE key = 'last_seq'") == str(last)
+
+    return stop

@@ -15,6 +15,7 @@ Numbers: prices, sizes and sequences are 64-bit integers; amounts and fees are d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -150,6 +151,11 @@ def connect(target: str | Path, *, readonly: bool = False) -> Store:
     return Store(target, readonly=readonly)
 
 
+class AnotherJournal(Exception):
+    """The store was built from another journal (the record at its last sequence differs, or the journal is
+    shorter): it is emptied and rebuilt."""
+
+
 class Projection:
     """Writes one engine's events into the store; knows the last sequence it applied."""
 
@@ -159,9 +165,19 @@ class Projection:
         self.engine = engine
         value = db.value("SELECT value FROM meta WHERE key = 'last_seq'")
         self.last_seq = int(value) if value is not None else 0
+        self.last_record = db.value("SELECT value FROM meta WHERE key = 'last_record'")  # sha256 of that record
+
+    def clear(self) -> None:
+        """Empty the store (to rebuild it from another journal)."""
+        for table in ("orders", "fills", "candles", "transfers", "settlements", "meta"):
+            self.db.execute(f"DELETE FROM {table}")
+        self.last_seq, self.last_record = 0, None
 
     def apply(self, records: Sequence[tuple[int, bytes]]) -> int:
         """Replay journal records through the replica; project those past `last_seq` in one transaction."""
+        for seq, payload in records:
+            if seq == self.last_seq and hashlib.sha256(payload).hexdigest() != self.last_record:
+                raise AnotherJournal(f"the store's record {seq} is not this journal's")
         skip = [payload for seq, payload in records if seq <= self.last_seq]
         if skip:
             self.engine.replay(skip)
@@ -175,8 +191,10 @@ class Projection:
         try:
             self._write(events, times)
             self.last_seq = fresh[-1][0]
-            db.execute("INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT (key) DO UPDATE SET "
-                       "value = excluded.value", (str(self.last_seq),))  # fmt: skip
+            self.last_record = hashlib.sha256(fresh[-1][1]).hexdigest()
+            for key, value in (("last_seq", str(self.last_seq)), ("last_record", self.last_record)):
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                           "value = excluded.value", (key, value))  # fmt: skip
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -278,28 +296,47 @@ class Projection:
                 row[5] += 1
 
 
-def follow(journal: str | Path, database: str | Path, *, stop: Any = None, poll_s: float = 0.05) -> Projection:
-    """Catch up with the journal and keep following it (until `stop()` is true); the projection."""
+def follow(journal: str | Path, database: str | Path, *, stop: Any = None, poll_s: float = 0.05) -> int:
+    """Catch up with the journal and keep following it (until `stop()` is true); the last sequence projected."""
+    while not any(True for _ in Path(journal).glob("journal-*.seg")):
+        time.sleep(poll_s)
+    with connect(database) as store:
+        return _follow(journal, database, store, stop, poll_s)
+
+
+def _follow(journal: str | Path, database: str | Path, store: Store, stop: Any, poll_s: float) -> int:
+    """The loop of `follow`: a fresh replica and tail each time the store must be rebuilt."""
     from exos.engine import Engine
     from exos.journal import JournalTail
     from exos.recovery import manifest_of
 
-    tail = JournalTail(journal)
-    while not any(True for _ in Path(journal).glob("journal-*.seg")):
-        time.sleep(poll_s)
-    engine = Engine.from_parsed(manifest_of(journal))
-    projection = Projection(connect(database), engine)
-    log.info("exos.history.started", journal=str(journal), database=str(database), last_seq=projection.last_seq)
-    try:
-        while stop is None or not stop():
-            records = tail.poll(limit=20_000)
-            if records:
-                projection.apply(records)
-            else:
-                time.sleep(poll_s)
-    finally:
-        tail.close()
-    return projection
+    while True:
+        tail = JournalTail(journal)
+        projection = Projection(store, Engine.from_parsed(manifest_of(journal)))
+        log.info("exos.history.started", journal=str(journal), database=str(database), last_seq=projection.last_seq)
+        try:
+            while stop is None or not stop():
+                records = tail.poll(limit=20_000)
+                if records:
+                    projection.apply(records)
+                elif tail.next_seq <= projection.last_seq and not _growing(journal):
+                    raise AnotherJournal(f"the journal ends at {tail.next_seq - 1}, the store at {projection.last_seq}")
+                else:
+                    time.sleep(poll_s)
+            return projection.last_seq
+        except AnotherJournal as exc:
+            log.warning("exos.history.rebuilding", reason=str(exc))
+            projection.clear()
+        finally:
+            tail.close()
+
+
+def _growing(journal: str | Path) -> bool:
+    """Whether the journal's last segment grew in the last 50 ms (a writer is appending)."""
+    segments = sorted(Path(journal).glob("journal-*.seg"))
+    size = segments[-1].stat().st_size if segments else 0
+    time.sleep(0.05)
+    return bool(segments) and segments[-1].stat().st_size != size
 
 
 # ------------------------------------------------------------------ reads
