@@ -181,12 +181,17 @@ def _start(path: Path, port: int, journal: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert process.stdout is not None
-    assert process.stdout.readline().startswith("listening on http://127.0.0.1:")
+    line = process.stdout.readline()
+    if not line.startswith("listening on http://127.0.0.1:"):
+        process.terminate()  # a server that did not start must not linger
+        process.wait(timeout=20)
+        raise AssertionError(f"exos serve did not start: {line!r}")
     return process
 
 
 def test_acknowledged_orders_survive_a_sigkill(tmp_path: Path) -> None:
-    """Orders the API acknowledged are in the journal: after SIGKILL and a restart they are still open."""
+    """Orders the API acknowledged are in the journal: after SIGKILL and a restart they are still open; the killed
+    sequencer's verifier and history projector do not outlive it."""
     from exos.client import Client
 
     with socket.socket() as probe:
@@ -194,6 +199,8 @@ def test_acknowledged_orders_survive_a_sigkill(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     path, journal = manifest(tmp_path), tmp_path / "api-journal"
     process = _start(path, port, journal)
+    children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == process.pid]
+    assert len(children) == 2  # a verifier and the history projector
     try:
         with Client(f"http://127.0.0.1:{port}", KEY) as client:
             client.faucet()
@@ -202,6 +209,10 @@ def test_acknowledged_orders_survive_a_sigkill(tmp_path: Path) -> None:
         process.kill()  # SIGKILL: no shutdown, no flush beyond what each answer already waited for
         process.wait(timeout=20)
         process.stdout.close() if process.stdout else None
+    deadline = time.monotonic() + 10
+    while any(child.exists() and _state(child) != "Z" for child in children):
+        assert time.monotonic() < deadline, "an orphan outlived its sequencer"
+        time.sleep(0.05)
     process = _start(path, port, journal)
     try:
         with Client(f"http://127.0.0.1:{port}", KEY) as client:
@@ -280,6 +291,14 @@ def test_two_verifier_processes_serve_one_sequencer(tmp_path: Path) -> None:
         process.terminate()
         assert process.wait(timeout=20) == 0
         process.stdout.close() if process.stdout else None
+
+
+def _state(proc: Path) -> str:
+    """A /proc entry's process state letter (Z: a zombie, gone but not reaped)."""
+    try:
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 def _parent(proc: Path) -> int:

@@ -400,6 +400,7 @@ def main(argv: list[str]) -> int:
     from exos.cli import _configure_logging
 
     _configure_logging(False)  # a process of the CLI's: its logs go where the CLI's go (stderr)
+    parent = os.getppid()  # the sequencer: when it dies (even by SIGKILL) this process must not outlive it
     # The sequencer and the verifiers come first: this process runs only on CPU time nobody else wants (Linux's
     # SCHED_IDLE), so under saturation the projection lags (`as_of_seq` says how far) and catches up afterwards.
     try:
@@ -409,7 +410,14 @@ def main(argv: list[str]) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sequencer stops this process
-    follow(argv[1], argv[2], stop=lambda: bool(stopping))
+    database = argv[2]
+    lock = None
+    if not database.startswith(("postgresql://", "postgres://")):
+        import fcntl
+
+        lock = open(database + ".lock", "w")  # noqa: SIM115 - held for the life of the process
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one projector per store: a restarted venue's waits for its predecessor
+    follow(argv[1], database, stop=lambda: bool(stopping) or os.getppid() != parent)
     return 0
 
 
