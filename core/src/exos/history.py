@@ -411,13 +411,18 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sequencer stops this process
     database = argv[2]
-    lock = None
-    if not database.startswith(("postgresql://", "postgres://")):
+    # one projector per store: a restarted venue's waits for its predecessor (held for the life of the process)
+    lock: Any
+    if database.startswith(("postgresql://", "postgres://")):
+        lock = Store(database, readonly=True)
+        lock.execute("SELECT pg_advisory_lock(hashtext('exos.history'))")
+    else:
         import fcntl
 
-        lock = open(database + ".lock", "w")  # noqa: SIM115 - held for the life of the process
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one projector per store: a restarted venue's waits for its predecessor
+        lock = open(database + ".lock", "w")  # noqa: SIM115
+        fcntl.flock(lock, fcntl.LOCK_EX)
     follow(argv[1], database, stop=lambda: bool(stopping) or os.getppid() != parent)
+    lock.close()
     return 0
 
 
