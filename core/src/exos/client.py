@@ -53,14 +53,13 @@ from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypedDi
 import attrs
 import httpx
 from coincurve import PrivateKey
-from eth_hash.auto import keccak
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from exos import commands as C
 from exos.errors import ExosError
 from exos.feed import CHECKSUM_LEVELS, checksum
-from exos.signing import Domain, SignatureError, batch_digest, digest
+from exos.signing import Domain, SignatureError, address_of, batch_digest, digest, sign_digest
 
 SIDES = {"buy": 0, "sell": 1}
 TIFS = {"gtc": 0, "gtd": 1, "ioc": 2, "fok": 3}
@@ -240,11 +239,6 @@ def _hex(raw: bytes) -> str:
     return "0x" + raw.hex()
 
 
-def _domain(info: dict[str, Any]) -> Domain:
-    """The signing domain GET /v1/info describes."""
-    return Domain(info["name"], info["version"], int(info["chain_id"]), bytes.fromhex(info["verifying_contract"][2:]))
-
-
 def _by_name(markets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """GET /v1/markets by market name."""
     return {m["name"]: m for m in markets}
@@ -258,7 +252,7 @@ class _Venue:
         """Sign with `private_key` (32 bytes) for `account` (default: the key's own address; else an agent's master)."""
         self.key = private_key
         self._private = PrivateKey(private_key)  # deriving it costs as much as a signature: once, not per action
-        self.signer: bytes = keccak(self._private.public_key.format(compressed=False)[1:])[-20:]
+        self.signer: bytes = address_of(self._private)
         self.address: bytes = account if account is not None else self.signer
         self.domain = domain
         self.markets = markets  # by name; shared with an order channel, so refreshed in place
@@ -319,12 +313,7 @@ class _Venue:
         if not command.nonce:
             command = attrs.evolve(command, nonce=self.nonce())
         record = command.pack()
-        return {"record": _hex(record), "signature": _hex(self._sign(digest(record, self.domain)))}
-
-    def _sign(self, message_digest: bytes) -> bytes:
-        """A 65-byte (r, s, v) signature, low-s (libsecp256k1 normalises), v in {27, 28}, as `exos.signing` makes."""
-        raw = self._private.sign_recoverable(message_digest, hasher=None)
-        return raw[:64] + bytes([raw[64] + 27])
+        return {"record": _hex(record), "signature": _hex(sign_digest(digest(record, self.domain), self._private))}
 
     # ------------------------------------------------------------ requests (the clients' methods run these)
 
@@ -344,7 +333,7 @@ class _Venue:
         fresh = itertools.count(self.nonces.take(missing) if missing else 0)
         records = [(c if c.nonce else attrs.evolve(c, nonce=next(fresh))).pack() for c in commands]
         try:
-            signature = self._sign(batch_digest(records, self.domain))
+            signature = sign_digest(batch_digest(records, self.domain), self._private)
         except SignatureError as exc:  # an account action: the server refuses it the same way
             raise ClientError(exc.message, code=exc.code) from None
         return _Call("POST", "/v1/actions/signed-batch", _results,
@@ -510,7 +499,7 @@ class Client(_Venue):
         self._opened: list[httpx.Client] = []
         self._opened_lock = threading.Lock()
         try:
-            domain = _domain(self._run(functools.partial(_Call, "GET", "/v1/info", _json)))
+            domain = Domain.from_info(self._run(functools.partial(_Call, "GET", "/v1/info", _json)))
             markets = _by_name(self._run(functools.partial(_Call, "GET", "/v1/markets", _json)))
         except BaseException:
             self.close()
@@ -629,7 +618,7 @@ class AsyncClient(_AsyncRunner):
         # in flight is only roughly fair, and each request in flight is one a late one can be overtaken by.
         lanes = Lanes(base_url, connections, timeout, transport)
         try:
-            domain = _domain(await lanes.run(functools.partial(_Call, "GET", "/v1/info", _json)))
+            domain = Domain.from_info(await lanes.run(functools.partial(_Call, "GET", "/v1/info", _json)))
             markets = _by_name(await lanes.run(functools.partial(_Call, "GET", "/v1/markets", _json)))
         except BaseException:
             await lanes.aclose()

@@ -288,15 +288,19 @@ def _fill(e: RawEvent) -> dict[str, Any]:
 # ------------------------------------------------------------------ the process loop
 
 
+def freeze_startup_objects() -> None:
+    """Keep everything loaded so far (engine, books, plugins, the app) out of the cyclic collector's passes, and
+    collect rarely: a full pass over a large heap takes milliseconds, straight into a server's latency."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
+
+
 def run(
     sequencer: Sequencer, peers: list[socket.socket], should_stop: Callable[[], bool], on_ready: Callable[[], None]
 ) -> None:
     """Serve verifier processes over `peers` until `should_stop()` or every peer has gone (`on_ready` per ready one)."""
-    # Everything loaded so far (engine, books, plugins) lives for good: keep it out of the cyclic collector's
-    # passes, and collect rarely: a full pass over a large engine takes milliseconds, straight into latency.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
+    freeze_startup_objects()
     selector = selectors.DefaultSelector()
     readers = {}
     for each in peers:

@@ -125,7 +125,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorEnvelope},
     422: {"model": ErrorEnvelope},
 }
-_RECORD_HEX = SignedAction.model_fields["record"].metadata
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -175,7 +174,7 @@ class LocalBackend:
         self.lock = asyncio.Lock()
         self.feed = Feed()
         self.feed.load(sequencer.q_books())
-        self.domain = _domain(sequencer.q_info())
+        self.domain = Domain.from_info(sequencer.q_info())
 
     async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
         """Apply one request's records (one group commit); per record its events or an error."""
@@ -208,9 +207,10 @@ class LocalBackend:
 class RemoteBackend:
     """The sequencer in its own process, over a Unix socket (`exos.wire` frames)."""
 
-    def __init__(self, sock: socket.socket, domain: Domain, feed: Feed) -> None:
-        """Talk over `sock` (already past the handshake)."""
+    def __init__(self, sock: socket.socket, domain: Domain, feed: Feed, pending: bytes = b"") -> None:
+        """Talk over `sock` (already past the handshake; `pending`: bytes it read past the handshake's answers)."""
         self.sock = sock
+        self.pending = pending
         self.domain = domain
         self.feed = feed
         self.ids = itertools.count(1)
@@ -235,16 +235,14 @@ class RemoteBackend:
                 # groups before the books answer are already in it
         feed = Feed()
         feed.load(answers[1])
-        backend = cls(sock, _domain(answers[0]), feed)
-        backend.pending = reader.buffer  # type: ignore[attr-defined]
-        return backend
+        return cls(sock, Domain.from_info(answers[0]), feed, bytes(reader.buffer))
 
     async def run(self) -> None:
         """Read the sequencer's frames: group events (the feed and the answers) and read answers, until it goes."""
         reader, self.writer = await asyncio.open_unix_connection(sock=self.sock)
         self.writer.write(frame(marshal.dumps(("r",))))  # ready: the listening socket queues connections already
         frames = FrameReader()
-        for message in frames.feed(bytes(self.pending)):  # type: ignore[attr-defined]
+        for message in frames.feed(self.pending):
             self._dispatch(message)
         while data := await reader.read(1 << 20):
             for message in frames.feed(data):
@@ -269,25 +267,32 @@ class RemoteBackend:
             if future is not None and not future.done():
                 future.set_result((decoded[2], decoded[3]))
 
-    async def _ask(self, message: tuple[Any, ...]) -> Any:
-        """Send a request and wait for its answer."""
+    def _expect(self, request_id: int) -> asyncio.Future[Any]:
+        """The future the answer to `request_id` resolves."""
         if self.writer is None:
             raise ConnectionError("not connected to the sequencer")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting[message[1]] = future
-        self.writer.write(frame(marshal.dumps(message)))
-        return await future
+        self.waiting[request_id] = future
+        return future
+
+    async def _ask(self, kind: str, *args: Any) -> Any:
+        """Send a read or a faucet request and wait for its payload (QueryError if refused)."""
+        request_id = next(self.ids)
+        future = self._expect(request_id)
+        assert self.writer is not None
+        self.writer.write(frame(marshal.dumps((kind, request_id, *args))))
+        status, payload = await future
+        if status != 200:
+            raise QueryError(status, payload["code"], payload["message"])
+        return payload
 
     async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
         """Have the sequencer apply one request's records; per record its events or an error.
 
         Requests that arrive in the same turn of the event loop travel in one frame (fewer system calls
         on both sides, and larger group commits)."""
-        if self.writer is None:
-            raise ConnectionError("not connected to the sequencer")
         request_id = next(self.ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting[request_id] = future
+        future = self._expect(request_id)
         if not self.outbox:
             asyncio.get_running_loop().call_soon(self._flush)
         self.outbox.append((request_id, ip, records))
@@ -301,25 +306,14 @@ class RemoteBackend:
 
     async def query(self, name: str, **args: Any) -> Any:
         """A read answered by the sequencer (QueryError if it cannot be answered)."""
-        status, payload = await self._ask(("q", next(self.ids), name, args))
-        if status != 200:
-            raise QueryError(status, payload["code"], payload["message"])
-        return payload
+        return await self._ask("q", name, args)
 
     async def faucet(self, address: bytes, sub: int) -> dict[str, str]:
         """Credit the faucet's amounts."""
-        status, payload = await self._ask(("f", next(self.ids), address, sub))
-        if status != 200:
-            raise QueryError(status, payload["code"], payload["message"])
-        return dict(payload)
+        return dict(await self._ask("f", address, sub))
 
     async def timers(self) -> None:
         """The sequencer process fires timers itself."""
-
-
-def _domain(info: dict[str, str]) -> Domain:
-    """The signing domain from the info answer."""
-    return Domain(info["name"], info["version"], int(info["chain_id"]), bytes.fromhex(info["verifying_contract"][2:]))
 
 
 Backend = LocalBackend | RemoteBackend
@@ -344,10 +338,10 @@ def _verify(record_hex: str, signature_hex: str, domain: Domain) -> tuple[bytes,
     return with_signer(record, signer), signer
 
 
-def _error_item(exc: ExosError) -> dict[str, Any]:
-    """A per-item error."""
+def _refusal(exc: ExosError) -> dict[str, Any]:
+    """The error body for a bad signature (its own code) or a bad record (BAD_RECORD)."""
     code = exc.code if isinstance(exc, SignatureError) else "BAD_RECORD"
-    return {"accepted": False, "error": {"code": code, "message": exc.message}}
+    return {"error": {"code": code, "message": exc.message}}
 
 
 class Gateway:
@@ -362,10 +356,8 @@ class Gateway:
         """(status, body) for one signed action."""
         try:
             record, signer = _verify(record_hex, signature_hex, self.domain)
-        except SignatureError as exc:
-            return 400, {"error": {"code": exc.code, "message": exc.message}}
         except ExosError as exc:
-            return 400, {"error": {"code": "BAD_RECORD", "message": exc.message}}
+            return 400, _refusal(exc)
         [answer] = await self.backend.submit(ip, [record])
         if isinstance(answer, tuple) and answer[0] == "RATE_LIMITED":
             return 429, {"error": {"code": answer[0], "message": answer[1]}}
@@ -380,7 +372,7 @@ class Gateway:
                 valid.append(_verify(record_hex, signature_hex, self.domain))
                 results.append(None)
             except ExosError as exc:
-                results.append(_error_item(exc))
+                results.append({"accepted": False, **_refusal(exc)})
         answers = iter(await self.backend.submit(ip, [r for r, _ in valid])) if valid else iter(())
         signers = iter(s for _, s in valid)
         return {"results": [r if r is not None else _answer(next(answers), next(signers)) for r in results]}
@@ -568,7 +560,7 @@ def create_app(
                 if len(text) > MAX_BODY:
                     subscriber.answer(_ws_error(None, "BODY_TOO_LARGE", f"messages are at most {MAX_BODY} bytes"))
                     continue
-                await _ws_message(text, ws, subscriber, feed, gateway, ip_of(ws), backend)
+                await _ws_message(text, subscriber, feed, gateway, ip_of(ws))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -617,9 +609,7 @@ _WS_MODELS: dict[str, type[BaseModel]] = {
 }  # fmt: skip
 
 
-async def _ws_message(
-    text: str, ws: WebSocket, subscriber: Subscriber, feed: Feed, gateway: Gateway, ip: str | None, backend: Backend
-) -> None:
+async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Gateway, ip: str | None) -> None:
     """Handle one client message: a subscription change, or a signed action on the order channel."""
     request_id = None
     try:
@@ -800,29 +790,32 @@ def _serve_in_process(app: FastAPI, host: str, port: int) -> int:
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     _announce(server)
-
-    def stop(signum: int, frame: Any) -> None:
-        server.should_exit = True  # finish the request in hand, close the journal, exit 0
-
-    # uvicorn's own handlers re-raise the signal after shutdown (exit status -15); a clean stop is exit 0
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server.run()
+    run_until_stopped(server, (signal.SIGTERM, signal.SIGINT))
     return 0
 
 
-def _announce(server: Any, callback: Callable[[str, int], None] | None = None) -> None:
-    """Print (or report) where the server listens once it has started."""
+def run_until_stopped(server: Any, signals: tuple[int, ...], sockets: list[socket.socket] | None = None) -> None:
+    """Run a uvicorn server until one of `signals`: it finishes the requests in hand and returns (exit 0 follows).
+
+    uvicorn's own handlers re-raise the signal after shutdown (death by signal, exit status -15)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        server.should_exit = True
+
+    server.capture_signals = contextlib.nullcontext
+    for number in signals:
+        signal.signal(number, stop)
+    server.run(sockets=sockets)
+
+
+def _announce(server: Any) -> None:
+    """Print where the server listens once it has started."""
     original = server.startup
 
     async def startup(sockets: Any = None) -> None:
         await original(sockets=sockets)
         for server_socket in server.servers[0].sockets if server.servers else []:
             bound_host, bound_port = server_socket.getsockname()[:2]
-            if callback is None:
-                print(f"listening on http://{bound_host}:{bound_port}", flush=True)
-            else:
-                callback(bound_host, bound_port)
+            print(f"listening on http://{bound_host}:{bound_port}", flush=True)
 
     server.startup = startup

@@ -44,7 +44,7 @@ import struct
 from typing import Any
 
 import attrs
-from coincurve import PublicKey
+from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
 
 from exos.commands import ADDRESS_LEN, RECORD, Kind, split
@@ -99,6 +99,11 @@ class Domain:
             + self.verifying_contract
         )
 
+    @classmethod
+    def from_info(cls, info: dict[str, str]) -> Domain:
+        """The domain `GET /v1/info` describes."""
+        return cls(info["name"], info["version"], int(info["chain_id"]), bytes.fromhex(info["verifying_contract"][2:]))
+
     def typed_data(self) -> dict[str, object]:
         """The domain as eth-account's `sign_typed_data` takes it."""
         return {"name": self.name, "version": self.version, "chainId": self.chain_id,
@@ -134,10 +139,19 @@ def _source_hash(source: str) -> bytes:
     return cached if cached is not None else keccak(source.encode())
 
 
+def _typed(domain: Domain, struct_hash: bytes) -> bytes:
+    """The EIP-712 digest of a struct hash under `domain`."""
+    return keccak(b"\x19\x01" + domain.separator() + struct_hash)
+
+
+def _agent(connection: bytes, domain: Domain, source: str) -> bytes:
+    """The EIP-712 digest of the Agent struct over a connection id."""
+    return _typed(domain, keccak(_AGENT_TYPE_HASH + _source_hash(source) + connection))
+
+
 def agent_digest(record: bytes, domain: Domain, source: str = "a") -> bytes:
     """The EIP-712 digest of a trading command: the Agent struct over its connection id."""
-    struct_hash = keccak(_AGENT_TYPE_HASH + _source_hash(source) + connection_id(record))
-    return keccak(b"\x19\x01" + domain.separator() + struct_hash)
+    return _agent(connection_id(record), domain, source)
 
 
 AGENT_TYPES = {"Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}]}
@@ -189,8 +203,7 @@ def account_digest(record: bytes, domain: Domain) -> bytes:
     """The EIP-712 digest of an account action (withdraw, transfer, approve or revoke an agent)."""
     primary, members, message = account_message(record)
     type_string = f"{primary}({','.join(f'{t} {n}' for n, t in members)})".encode()
-    struct_hash = keccak(keccak(type_string) + b"".join(_encode(t, message[n]) for n, t in members))
-    return keccak(b"\x19\x01" + domain.separator() + struct_hash)
+    return _typed(domain, keccak(keccak(type_string) + b"".join(_encode(t, message[n]) for n, t in members)))
 
 
 def digest(record: bytes, domain: Domain, source: str = "a") -> bytes:
@@ -232,9 +245,7 @@ def batch_digest(records: list[bytes], domain: Domain, source: str = "a") -> byt
     for record in records:
         if record[0] in ACCOUNT_TYPES:
             raise SignatureError(f"batch: kind {record[0]} is an account action, signed on its own as typed data")
-    connection = keccak(b"".join(unsigned(r) for r in records))
-    struct_hash = keccak(_AGENT_TYPE_HASH + _source_hash(source) + connection)
-    return keccak(b"\x19\x01" + domain.separator() + struct_hash)
+    return _agent(keccak(b"".join(unsigned(r) for r in records)), domain, source)
 
 
 def sign_batch(records: list[bytes], private_key: bytes, domain: Domain, source: str = "a") -> bytes:
@@ -259,6 +270,11 @@ def recover_digest(message_digest: bytes, signature: bytes) -> bytes:
         key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), message_digest, hasher=None)
     except Exception as exc:  # coincurve raises plain Exception for an unrecoverable point
         raise SignatureError(f"signature: no public key recovers from it ({exc})") from None
+    return _address(key)
+
+
+def _address(key: PublicKey) -> bytes:
+    """The 20-byte address of a public key (cached: signers repeat, and keccak costs ~8 µs)."""
     public = key.format(compressed=False)[1:]
     address = _ADDRESSES.get(public)
     if address is None:
@@ -268,14 +284,20 @@ def recover_digest(message_digest: bytes, signature: bytes) -> bytes:
     return address
 
 
+def address_of(private_key: bytes | PrivateKey) -> bytes:
+    """The 20-byte address a private key signs as."""
+    key = private_key if isinstance(private_key, PrivateKey) else PrivateKey(private_key)
+    return _address(key.public_key)
+
+
 def sign(record: bytes, private_key: bytes, domain: Domain, source: str = "a") -> bytes:
     """A 65-byte (r, s, v) signature of a command, low-s, v in {27, 28} (for clients and tests)."""
     return sign_digest(digest(record, domain, source), private_key)
 
 
-def sign_digest(message_digest: bytes, private_key: bytes) -> bytes:
-    """A 65-byte low-s signature with v in {27, 28} of a 32-byte digest."""
-    from coincurve import PrivateKey
-
-    raw = PrivateKey(private_key).sign_recoverable(message_digest, hasher=None)
+def sign_digest(message_digest: bytes, private_key: bytes | PrivateKey) -> bytes:
+    """A 65-byte low-s signature with v in {27, 28} of a 32-byte digest (pass a PrivateKey to sign many: deriving
+    one from its bytes costs about as much as a signature)."""
+    key = private_key if isinstance(private_key, PrivateKey) else PrivateKey(private_key)
+    raw = key.sign_recoverable(message_digest, hasher=None)
     return raw[:64] + bytes([raw[64] + 27])

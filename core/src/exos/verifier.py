@@ -7,8 +7,6 @@ its Unix socket. It leaves Ctrl-C to the sequencer, which stops it with SIGTERM.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import signal
 import socket
 import sys
@@ -19,25 +17,17 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     from exos.cli import _configure_logging
-    from exos.server import RemoteBackend, create_app
+    from exos.sequencer import freeze_startup_objects
+    from exos.server import RemoteBackend, create_app, run_until_stopped
 
     _configure_logging(False)  # a process of the CLI's: its logs go where the CLI's go (stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = socket.socket(fileno=int(argv[1]))
     backend = RemoteBackend.connect(socket.socket(fileno=int(argv[2])))
-    gc.collect()
-    gc.freeze()  # the app, the books and the imports live for good; see exos.sequencer.run
-    gc.set_threshold(50_000, 50, 1000)
     app = create_app(backend, history=argv[3] if len(argv) > 3 else None)
+    freeze_startup_objects()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20))
-
-    def stop(signum: int, frame: object) -> None:
-        server.should_exit = True
-
-    # uvicorn's handlers re-raise SIGTERM after shutdown (death by signal); a clean stop is exit 0
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    signal.signal(signal.SIGTERM, stop)
-    server.run(sockets=[listener])
+    run_until_stopped(server, (signal.SIGTERM,), [listener])
     return 0
 
 
