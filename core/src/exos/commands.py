@@ -26,6 +26,10 @@ ALL_MARKETS = ""
 # kind, side, tif, flags, stp, status (PlaceOrder: outcome), sub, to_sub, timestamp, nonce, address, signer,
 # market, asset, price, size, amount (i128), order_id, expiry, client_id, tail length
 RECORD = struct.Struct("<BBBBBBHHqQ20s20s32s16sqq16sQq16sI")
+TIMESTAMP_OFFSET = struct.calcsize("<BBBBBBHH")  # the timestamp (i64) follows kind .. sub-accounts
+ADDRESS_OFFSET = struct.calcsize("<BBBBBBHHqQ")  # the account address follows the timestamp and the nonce
+SIGNER_OFFSET = ADDRESS_OFFSET + ADDRESS_LEN  # then the signer
+_TIMESTAMP = struct.Struct("<q")
 FLAG_POST_ONLY = 1
 FLAG_HAS_CLIENT_ID = 2
 
@@ -408,6 +412,16 @@ class OracleUpdate(Command):
     def _tail(self) -> bytes:
         return canonical_json({"feed": self.feed, "source": self.source, "price": self.price,
                                "published": self.published_ms})  # fmt: skip
+
+
+def stamped(record: bytes, timestamp: int) -> bytes:
+    """A canonical record with its timestamp replaced (the sequencer's clock)."""
+    return record[:TIMESTAMP_OFFSET] + _TIMESTAMP.pack(timestamp) + record[TIMESTAMP_OFFSET + 8 :]
+
+
+def timestamp_of(record: bytes) -> int:
+    """A canonical record's timestamp."""
+    return int(_TIMESTAMP.unpack_from(record, TIMESTAMP_OFFSET)[0])
 
 
 def canonical_json(value: Any) -> bytes:

@@ -122,7 +122,6 @@ class Feed:
     def __init__(self) -> None:
         """No books yet (load a snapshot first)."""
         self.books: dict[str, Book] = {}
-        self.last_seq: dict[str, int] = {}  # the sequence of each book's last delta message
         self.book_subs: dict[str, set[Subscriber]] = {}
         self.trade_subs: dict[str, set[Subscriber]] = {}
         self.user_subs: dict[bytes, set[Subscriber]] = {}
@@ -134,7 +133,6 @@ class Feed:
             for side, rows in ((0, bids), (1, asks)):
                 for price, size, count in rows:
                     book.set(side, price, size, count)
-            self.last_seq[market] = seq
 
     def snapshot(self, market: str, *, resync: bool = False) -> dict[str, Any]:
         """A book's full snapshot message."""
@@ -143,12 +141,13 @@ class Feed:
         def rows(side: int) -> list[list[str]]:
             return [[str(p), str(s), str(c)] for p, s, c in book.top(side, len(book.bids if side == 0 else book.asks))]
 
-        return {"channel": "book", "type": "snapshot", "market": market, "seq": str(self.last_seq[market]),
+        return {"channel": "book", "type": "snapshot", "market": market, "seq": str(book.seq),
                 "bids": rows(0), "asks": rows(1), "checksum": str(book.checksum()), "resync": resync}  # fmt: skip
 
     def publish(self, events: list[RawEvent]) -> None:
         """Apply a group's events to the books and queue what each subscriber follows."""
-        changed: dict[str, list[RawEvent]] = {}
+        # per subscribed book whose sequence moved: its sequence before the group, and the level changes
+        changed: dict[str, tuple[int, list[RawEvent]]] = {}
         books = self.books
         seq_at = _BOOK_SEQ_AT
         for event in events:
@@ -157,36 +156,30 @@ class Feed:
             if at is not None:  # the book's sequence moved (a level may or may not have changed)
                 market = event[4]
                 book = books[market]
+                if market in self.book_subs:
+                    moved = changed.get(market)
+                    if moved is None:
+                        moved = changed[market] = (book.seq, [])
+                    if kind == _DELTA:
+                        moved[1].append(event)
                 book.seq = event[at]
                 if kind == _DELTA:
                     book.set(event[5], event[6], event[7], event[8])
-                if market in self.book_subs:
-                    deltas = changed.get(market)
-                    if deltas is None:
-                        deltas = changed[market] = []
-                    if kind == _DELTA:
-                        deltas.append(event)
-                else:
-                    self.last_seq[market] = event[at]
             elif kind == _LISTED:
                 books.setdefault(event[4], Book())
-                self.last_seq.setdefault(event[4], 0)
             if kind == _FILL and not event[10] and event[4] in self.trade_subs:
-                trade = {"channel": "trades", "market": event[4], "trade_id": str(event[5]), "side": event[9],
-                         "price": str(event[11]), "size": str(event[12]), "outcome": event[17],
-                         "seq": str(event[0])}  # fmt: skip
+                trade = {"channel": "trades", **trade_json(event)}
                 for subscriber in self.trade_subs[event[4]]:
                     subscriber.push(trade)
             if self.user_subs:
                 self._user(event)
-        for market, deltas in changed.items():
+        for market, (before, deltas) in changed.items():
             book = books[market]
             bids = [[str(e[6]), str(e[7]), str(e[8])] for e in deltas if e[5] == 0]
             asks = [[str(e[6]), str(e[7]), str(e[8])] for e in deltas if e[5] != 0]
             message = {"channel": "book", "type": "delta", "market": market, "seq": str(book.seq),
-                       "prev_seq": str(self.last_seq[market]), "bids": bids, "asks": asks,
+                       "prev_seq": str(before), "bids": bids, "asks": asks,
                        "checksum": str(book.checksum())}  # fmt: skip
-            self.last_seq[market] = book.seq
             for subscriber in self.book_subs[market]:
                 subscriber.push(message)
 
@@ -248,8 +241,14 @@ _NAMES = {int(kind): (cls.__name__, FIELDS[kind]) for kind, cls in CLASSES.items
 _CAUSE_NAMES = {int(c): c.name.lower() for c in Cause}
 
 
+def trade_json(fill: RawEvent) -> dict[str, Any]:
+    """A trade (its taker's fill event) as JSON: price and side in the taker's outcome terms."""
+    return {"market": fill[4], "trade_id": str(fill[5]), "side": fill[9], "price": str(fill[11]),
+            "size": str(fill[12]), "outcome": fill[17], "seq": str(fill[0])}  # fmt: skip
+
+
 def raw_json(raw: RawEvent) -> dict[str, Any]:
-    """One raw event as JSON (the same object as `event_json(decode(raw))`, without building the attrs view)."""
+    """One raw event as JSON: bytes as 0x-hex, integers as decimal strings, the cause by name."""
     name, fields = _NAMES[raw[3]]
     out: dict[str, Any] = {"type": name, "seq": str(raw[0]), "index": str(raw[1]), "cause": _CAUSE_NAMES[raw[2]]}
     for field, value in zip(fields, raw[4:], strict=True):
@@ -259,15 +258,6 @@ def raw_json(raw: RawEvent) -> dict[str, Any]:
             out[field] = value
         else:
             out[field] = _jsonable(value)
-    return out
-
-
-def event_json(event: Any) -> dict[str, Any]:
-    """One decoded event as JSON: bytes as 0x-hex, integers as decimal strings, the cause by name."""
-    out: dict[str, Any] = {"type": type(event).__name__}
-    for field in event.__attrs_attrs__:
-        value = getattr(event, field.name)
-        out[field.name] = value.name.lower() if field.name == "cause" else _jsonable(value)
     return out
 
 

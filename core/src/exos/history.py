@@ -27,13 +27,13 @@ from typing import Any
 
 import structlog
 
+from exos import commands as C
 from exos.events import EventKind, RawEvent
 
 log = structlog.get_logger(__name__)
 
 INTERVALS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 PAGE_MAX = 1000
-_TS = slice(10, 18)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -184,7 +184,7 @@ class Projection:
         fresh = [(seq, payload) for seq, payload in records if seq > self.last_seq]
         if not fresh:
             return 0
-        times = {seq: int.from_bytes(payload[_TS], "little", signed=True) for seq, payload in fresh}
+        times = {seq: C.timestamp_of(payload) for seq, payload in fresh}
         events = self.engine.submit_records([payload for _, payload in fresh])
         db = self.db
         db.execute("BEGIN")

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from exos import history
-from exos.sequencer import QueryError
+from exos.sequencer import QueryError, address_param, bounded
 
 
 class HistoryReader:
@@ -47,8 +47,7 @@ class HistoryReader:
 
 def _check(limit: int, since: int | None, until: int | None) -> None:
     """Query bounds."""
-    if not 1 <= limit <= history.PAGE_MAX:
-        raise QueryError(422, "BAD_REQUEST", f"limit: 1..{history.PAGE_MAX}")
+    bounded("limit", limit, 1, history.PAGE_MAX)
     for name, value in (("since", since), ("until", until)):
         if value is not None and not 0 <= value < 2**63:
             raise QueryError(422, "BAD_REQUEST", f"{name}: 0..2^63-1")
@@ -65,12 +64,8 @@ def _cursor(before: str | None) -> tuple[int, int] | None:
 
 
 def _address(text: str | None) -> str | None:
-    """An address filter, lower-cased (QueryError if malformed)."""
-    if text is None:
-        return None
-    if len(text) != 42 or not text.startswith("0x") or any(c not in "0123456789abcdefABCDEF" for c in text[2:]):
-        raise QueryError(422, "BAD_REQUEST", "address: 0x and 40 hex digits")
-    return text.lower()
+    """An address filter as the store writes it, lower-case (QueryError if malformed)."""
+    return None if text is None else "0x" + address_param(text).hex()
 
 
 def add_routes(app: FastAPI, reader: HistoryReader, responses: dict[int | str, dict[str, Any]]) -> None:

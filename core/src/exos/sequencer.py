@@ -13,6 +13,7 @@ for `--verifiers 0`.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import marshal
@@ -28,6 +29,7 @@ import structlog
 from exos import commands as C
 from exos.engine import Engine
 from exos.events import EventKind, RawEvent
+from exos.feed import trade_json
 from exos.ratelimit import Buckets, Limits
 from exos.tape import Tape
 from exos.wire import FrameReader, frame
@@ -36,8 +38,7 @@ log = structlog.get_logger(__name__)
 
 _DONE = int(EventKind.COMMAND_DONE)
 _CANCELS = frozenset((int(C.Kind.CANCEL), int(C.Kind.CANCEL_BY_CLIENT_ID), int(C.Kind.CANCEL_ALL)))
-_ADDRESS = slice(26, 46)  # the account address inside a canonical record
-_TIMESTAMP = slice(10, 18)
+_ADDRESS = slice(C.ADDRESS_OFFSET, C.ADDRESS_OFFSET + C.ADDRESS_LEN)  # the account address inside a record
 BOOK_LEVELS_MAX = 1000
 
 
@@ -48,6 +49,25 @@ class QueryError(Exception):
         """The error envelope's parts."""
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+def address_param(text: str) -> bytes:
+    """A 0x address from a request (QueryError 422 if it is not 0x and 40 hex digits)."""
+    if len(text) == 42 and text.startswith("0x"):
+        try:
+            raw = bytes.fromhex(text[2:])
+        except ValueError:
+            raw = b""
+        if len(raw) == 20:  # fromhex also skips spaces: count the bytes
+            return raw
+    raise QueryError(422, "BAD_REQUEST", "address: 0x and 40 hex digits")
+
+
+def bounded(name: str, value: int, lo: int, hi: int) -> int:
+    """A request's integer within [lo, hi] (QueryError 422 naming the bounds otherwise)."""
+    if not lo <= value <= hi:
+        raise QueryError(422, "BAD_REQUEST", f"{name}: {lo}..{hi}")
+    return value
 
 
 Item = tuple[str, str] | tuple[int, int]  # an error (code, message) or a slice of the group's events
@@ -81,7 +101,7 @@ class Sequencer:
     ) -> tuple[list[RawEvent], list[list[Item]]]:
         """Apply requests (sender IP, signed records) as one group commit: all events, and per request per record
         an error or the slice of the events that are its own (`limited=False`: the venue's own commands)."""
-        now = self.now().to_bytes(8, "little", signed=True)
+        now = self.now()
         records: list[bytes] = []
         answers: list[list[Item]] = []
         for ip, items in requests:
@@ -96,7 +116,7 @@ class Sequencer:
                     answer.append(("RATE_LIMITED", f"more than {rate:g} actions/s for {_hex(record[_ADDRESS])}"))
                     continue
                 answer.append((len(records), 0))  # the record's position, turned into its events below
-                records.append(record[:10] + now + record[18:])
+                records.append(C.stamped(record, now))
             answers.append(answer)
         events = self.engine.submit_records(records) if records else []
         starts = [0]
@@ -248,7 +268,7 @@ class Sequencer:
         """The market's most recent trades (newest first; price and side in the taker's terms)."""
         self._market(market)
         trades = self.tape.trades.get(market, ())
-        return [_trade(e) for e in list(trades)[::-1][:limit]]
+        return [trade_json(e) for e in list(trades)[::-1][:limit]]
 
     def q_fills(self, address: bytes, sub: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """An account's most recent fills (newest first)."""
@@ -274,15 +294,9 @@ def _open_order(market: str, o: Any) -> dict[str, Any]:
             "client_id": None if o.client_id is None else _hex(o.client_id)}  # fmt: skip
 
 
-def _trade(e: RawEvent) -> dict[str, Any]:
-    """A trade (the taker's fill event) as JSON."""
-    return {"market": e[4], "trade_id": str(e[5]), "side": e[9], "price": str(e[11]), "size": str(e[12]),
-            "outcome": e[17], "seq": str(e[0])}  # fmt: skip
-
-
 def _fill(e: RawEvent) -> dict[str, Any]:
     """A fill as JSON."""
-    return {**_trade(e), "order_id": str(e[6]), "maker": e[10], "fee": str(e[13]), "fee_asset": e[14]}
+    return {**trade_json(e), "order_id": str(e[6]), "maker": e[10], "fee": str(e[13]), "fee_asset": e[14]}
 
 
 # ------------------------------------------------------------------ the process loop
@@ -303,8 +317,7 @@ def run(
     freeze_startup_objects()
     selector = selectors.DefaultSelector()
     readers = {}
-    for each in peers:
-        each.setblocking(False)
+    for each in peers:  # blocking for sends; reads never wait (MSG_DONTWAIT), so the loop never blocks on one peer
         selector.register(each, selectors.EVENT_READ)
         readers[each] = FrameReader()
     live = set(peers)
@@ -316,7 +329,7 @@ def run(
             peer = key.fileobj
             assert isinstance(peer, socket.socket)
             try:
-                data = peer.recv(1 << 20)
+                data = peer.recv(1 << 20, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 continue
             if not data:
@@ -345,17 +358,15 @@ def run(
             _broadcast(events, replies, live)
         for peer, request in reads:
             if request[0] == "f":
-                try:
-                    faucet_events, credited = sequencer.faucet(request[2], request[3])
+
+                def faucet(address: bytes = request[2], sub: int = request[3]) -> dict[str, str]:
+                    faucet_events, credited = sequencer.faucet(address, sub)
                     _broadcast(faucet_events, {}, live)
-                    reply: tuple[Any, ...] = ("q", request[1], 200, credited)
-                except QueryError as exc:
-                    reply = ("q", request[1], exc.status, {"code": exc.code, "message": exc.message})
-                except Exception as exc:  # a request must never take the sequencer down
-                    log.exception("exos.sequencer.faucet_failed")
-                    reply = ("q", request[1], 500, {"code": "INTERNAL", "message": type(exc).__name__})
+                    return credited
+
+                reply = _reply(request[1], "faucet", faucet)
             else:
-                reply = _read(sequencer, request)
+                reply = _reply(request[1], request[2], functools.partial(sequencer.query, request[2], request[3]))
             _send(peer, reply, live)
     selector.close()
 
@@ -367,22 +378,20 @@ def _broadcast(events: list[RawEvent], replies: dict[socket.socket, list[Any]], 
         _send(peer, ("g", blob, replies.get(peer, [])), live)
 
 
-def _read(sequencer: Sequencer, request: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Answer one read request ("q", id, name, args)."""
+def _reply(request_id: int, name: str, answer: Callable[[], Any]) -> tuple[Any, ...]:
+    """The answer frame to a read or faucet request: its payload, or its error (any failure: a 500)."""
     try:
-        return ("q", request[1], 200, sequencer.query(request[2], request[3]))
+        return ("q", request_id, 200, answer())
     except QueryError as exc:
-        return ("q", request[1], exc.status, {"code": exc.code, "message": exc.message})
-    except Exception as exc:  # a read must never take the sequencer down
-        log.exception("exos.sequencer.read_failed", query=request[2])
-        return ("q", request[1], 500, {"code": "INTERNAL", "message": f"{type(exc).__name__}"})
+        return ("q", request_id, exc.status, {"code": exc.code, "message": exc.message})
+    except Exception as exc:  # a request must never take the sequencer down
+        log.exception("exos.sequencer.request_failed", request=name)
+        return ("q", request_id, 500, {"code": "INTERNAL", "message": type(exc).__name__})
 
 
 def _send(peer: socket.socket, message: tuple[Any, ...], live: set[socket.socket]) -> None:
     """Send one frame; a verifier that has gone is dropped."""
     try:
-        peer.setblocking(True)
         peer.sendall(frame(marshal.dumps(message)))
-        peer.setblocking(False)
     except OSError:
         live.discard(peer)

@@ -61,7 +61,7 @@ from exos.events import RawEvent
 from exos.feed import ANSWERS_MAX, Feed, Subscriber, raw_json
 from exos.history_routes import HistoryReader, add_routes
 from exos.ratelimit import Limits
-from exos.sequencer import QueryError, Sequencer
+from exos.sequencer import QueryError, Sequencer, address_param, bounded
 from exos.signing import Domain, SignatureError, batch_digest, recover, recover_digest, with_signer
 from exos.wire import FrameReader, frame
 
@@ -447,19 +447,6 @@ def create_app(
     def ip_of(request: Request | WebSocket) -> str | None:
         return request.client.host if request.client else None
 
-    def address_of(text: str) -> bytes:
-        if len(text) != 42 or not text.startswith("0x"):
-            raise QueryError(422, "BAD_REQUEST", "address: 0x and 40 hex digits")
-        try:
-            return bytes.fromhex(text[2:])
-        except ValueError:
-            raise QueryError(422, "BAD_REQUEST", "address: 0x and 40 hex digits") from None
-
-    def bounded(name: str, value: int, lo: int, hi: int) -> int:
-        if not lo <= value <= hi:
-            raise QueryError(422, "BAD_REQUEST", f"{name}: {lo}..{hi}")
-        return value
-
     @app.get("/v1/info", responses=ERRORS)
     async def info() -> Any:
         """The venue's EIP-712 signing domain (what clients sign under)."""
@@ -501,18 +488,18 @@ def create_app(
             raw = bytes.fromhex(client_id[2:])
         except ValueError:
             raise QueryError(422, "BAD_REQUEST", "client_id: 0x and 16 bytes of hex") from None
-        return await backend.query("order", market=market, address=address_of(address),
+        return await backend.query("order", market=market, address=address_param(address),
                                    sub=bounded("sub", sub, 0, 65535), client_id=raw)  # fmt: skip
 
     @app.get("/v1/accounts/{address}", responses=ERRORS)
     async def account(address: str, sub: int = 0) -> Any:
         """Balances (available and locked, smallest units as strings) and open orders of one sub-account."""
-        return await backend.query("account", address=address_of(address), sub=bounded("sub", sub, 0, 65535))
+        return await backend.query("account", address=address_param(address), sub=bounded("sub", sub, 0, 65535))
 
     @app.get("/v1/accounts/{address}/fills", responses=ERRORS)
     async def fills(address: str, sub: int = 0, limit: int = 100) -> Any:
         """The account's recent fills, newest first."""
-        return await backend.query("fills", address=address_of(address), sub=bounded("sub", sub, 0, 65535),
+        return await backend.query("fills", address=address_param(address), sub=bounded("sub", sub, 0, 65535),
                                    limit=bounded("limit", limit, 1, 1000))  # fmt: skip
 
     @app.post("/v1/actions", responses={**ERRORS, 429: {"model": ErrorEnvelope}})

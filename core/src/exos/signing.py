@@ -40,20 +40,17 @@ the engine itself never imports this module.
 from __future__ import annotations
 
 import json
-import struct
 from typing import Any
 
 import attrs
 from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
 
-from exos.commands import ADDRESS_LEN, RECORD, Kind, split
+from exos.commands import ADDRESS_LEN, RECORD, SIGNER_OFFSET, TIMESTAMP_OFFSET, Kind, split, stamped
 from exos.errors import ExosError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = SECP256K1_N // 2
-TIMESTAMP_OFFSET = struct.calcsize("<BBBBBBHH")  # the record's timestamp follows kind .. sub-accounts
-SIGNER_OFFSET = struct.calcsize("<BBBBBBHHqQ20s")  # the signer follows the timestamp, the nonce and the address
 DOMAIN_TYPE = b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 AGENT_TYPE = b"Agent(string source,bytes32 connectionId)"
 
@@ -124,7 +121,7 @@ def unsigned(record: bytes) -> bytes:
 def with_signer(record: bytes, signer: bytes, timestamp: int | None = None) -> bytes:
     """The record with the recovered signer (and the sequencer's timestamp) filled in: what the engine gets."""
     if timestamp is not None:
-        record = record[:TIMESTAMP_OFFSET] + struct.pack("<q", timestamp) + record[TIMESTAMP_OFFSET + 8 :]
+        record = stamped(record, timestamp)
     return record[:SIGNER_OFFSET] + signer + record[SIGNER_OFFSET + ADDRESS_LEN :]
 
 
