@@ -40,11 +40,10 @@ import tempfile
 import time
 from typing import Any
 
-from coincurve import PrivateKey
 from eth_hash.auto import keccak
 
 from exos import commands as C
-from exos.signing import Domain, sign, sign_batch
+from exos.signing import Domain, address_of, sign, sign_batch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MARKET = "BTC-USDC"
@@ -55,7 +54,7 @@ CHAIN_ID, VERIFYING = 1337, "0x" + "e0" * 20
 def key(i: int) -> tuple[bytes, bytes]:
     """(private key, address) number i."""
     private = keccak(b"exos bench key %d" % i)
-    return private, keccak(PrivateKey(private).public_key.format(compressed=False)[1:])[-20:]
+    return private, address_of(private)
 
 
 def manifest(directory: pathlib.Path) -> pathlib.Path:

@@ -84,3 +84,32 @@ def history_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(manifest: Path, *options: str, port: int | None = None) -> Iterator[str]:
+    """`exos serve MANIFEST --port P OPTIONS...` in its own process, once it says where it listens: its base URL.
+
+    On leaving, SIGTERM; the server must exit 0."""
+    import subprocess
+
+    port = port or free_port()
+    process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(manifest), "--port", str(port),
+                                *options], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f"listening on http://127.0.0.1:{port}"), f"exos serve did not start: {line!r}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        code = process.wait(timeout=20)
+        process.stdout.close()
+    assert code == 0, f"exos serve exited {code}"

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -17,6 +14,7 @@ import attrs
 import httpx
 import pytest
 from tests import test_server
+from tests.conftest import serving
 from tests.test_server import CHAIN_ID, KEY, TRADER, manifest
 
 import exos.feed
@@ -34,22 +32,9 @@ server = test_server.server  # the fixture: the app on uvicorn in a thread on a 
 @contextlib.contextmanager
 def exos_serve(tmp_path: Path, verifiers: int = 0, limit_address: int = 0) -> Iterator[str]:
     """`exos serve` in its own process (a sequencer and `verifiers` verifier processes; no IP limit)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "exos.cli", "serve", str(manifest(tmp_path)), "--port", str(port),
-               "--journal", str(tmp_path / "served"), "--verifiers", str(verifiers),
-               "--limit-address", str(limit_address), "--limit-ip", "0"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith("listening on http://127.0.0.1:")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        if process.stdout is not None:
-            process.stdout.close()
+    with serving(manifest(tmp_path), "--journal", str(tmp_path / "served"), "--verifiers", str(verifiers),
+                 "--limit-address", str(limit_address), "--limit-ip", "0") as base:  # fmt: skip
+        yield base
 
 
 def rest_book(base: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]], int]:

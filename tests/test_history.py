@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import free_port, serving
 from tests.test_server import KEY, TRADER, manifest
 
 from exos import history
@@ -128,9 +128,7 @@ def test_served_history_survives_a_restart(tmp_path: Path, history_store: str) -
     PostgreSQL DSN."""
     from exos.client import Client
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     path, journal = manifest(tmp_path), tmp_path / "journal"
     postgres = history_store.startswith("postgresql://")
     if postgres:
@@ -142,10 +140,7 @@ def test_served_history_survives_a_restart(tmp_path: Path, history_store: str) -
     for attempt in range(3):
         if attempt == 2:
             _drop(history_store if postgres else journal / "history.sqlite3")
-        process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(path), "--port", str(port),
-                                    "--journal", str(journal)], stdout=subprocess.PIPE, text=True)  # fmt: skip
-        try:
-            assert process.stdout is not None and process.stdout.readline().startswith("listening on")
+        with serving(path, "--journal", str(journal), port=port):
             if attempt == 0:
                 with Client(base, KEY) as maker, Client(base, bytes(31) + b"\x07") as taker:
                     maker.faucet()
@@ -153,10 +148,6 @@ def test_served_history_survives_a_restart(tmp_path: Path, history_store: str) -
                     maker.place("BTC-USDC", "sell", "65000", "0.0003")
                     assert taker.place("BTC-USDC", "buy", "65000", "0.0002").fills
             answers.append(_wait_for_history(base, maker_address="0x" + TRADER.hex()))
-        finally:
-            process.terminate()
-            assert process.wait(timeout=20) == 0
-            process.stdout.close() if process.stdout else None
     assert answers[0] == answers[1] == answers[2]
     fills, candles = answers[0]
     assert [(f["side"], f["maker"], f["size"]) for f in fills] == [("1", "1", "2")]

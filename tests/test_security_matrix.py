@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from coincurve import PrivateKey
 from eth_hash.auto import keccak
 from tests.conftest import running
 
@@ -21,7 +20,7 @@ from exos import commands as C
 from exos.engine import Engine
 from exos.ratelimit import Limits
 from exos.server import create_app
-from exos.signing import SECP256K1_N, Domain, sign, sign_batch
+from exos.signing import SECP256K1_N, Domain, address_of, sign, sign_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = 1_700_000_000_000
@@ -33,7 +32,7 @@ DOMAIN = Domain("exos spot demo", "1", CHAIN_ID, VERIFYING)
 def keypair(name: bytes) -> tuple[bytes, bytes]:
     """(private key, address) derived from a name."""
     private = keccak(name)
-    return private, keccak(PrivateKey(private).public_key.format(compressed=False)[1:])[-20:]
+    return private, address_of(private)
 
 
 TRADER, AGENT, SANCTIONED, NEWCOMER = (keypair(n) for n in (b"trader", b"agent", b"sanctioned", b"newcomer"))

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_hash.auto import keccak
-from tests.conftest import running
+from tests.conftest import free_port, running, serving
 
 from exos import commands as C
 from exos.engine import Engine
@@ -315,29 +315,19 @@ def test_the_world_cup_venue_opens_live_and_trades(tmp_path: Path) -> None:
     buys YES through the client."""
     from exos.client import Client
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    path, journal = ROOT / "examples" / "worldcup-2026.toml", tmp_path / "wc-journal"
+    path, journal, port = ROOT / "examples" / "worldcup-2026.toml", tmp_path / "wc-journal", free_port()
     for attempt in range(2):
-        process = _start(path, port, journal)
-        try:
-            with Client(f"http://127.0.0.1:{port}", KEY) as client:
-                names = sorted(client.markets)
-                assert len(names) == 312  # 72 matches x 3 outcomes, 12 groups x 4 teams, 48 teams to win it all
-                opener = next(n for n in names if n.startswith("WC26-A-MEX-RSA-"))
-                close_at = int(httpx.get(f"http://127.0.0.1:{port}/v1/markets", timeout=10).json()[0]["params"]
-                               ["params"]["close_at"])  # fmt: skip
-                assert close_at > time.time() * 1000  # the opening match kicks off in the future
-                if attempt == 0:
-                    client.faucet()
-                    placed = client.place(opener, "buy", "0.40", "10")
-                    assert placed.accepted, placed
-                assert len(client.account()["open_orders"]) == 1
-        finally:
-            process.terminate()
-            assert process.wait(timeout=20) == 0
-            process.stdout.close() if process.stdout else None
+        with serving(path, "--journal", str(journal), port=port) as base, Client(base, KEY) as client:
+            names = sorted(client.markets)
+            assert len(names) == 312  # 72 matches x 3 outcomes, 12 groups x 4 teams, 48 teams to win it all
+            opener = next(n for n in names if n.startswith("WC26-A-MEX-RSA-"))
+            close_at = int(httpx.get(f"{base}/v1/markets", timeout=10).json()[0]["params"]["params"]["close_at"])
+            assert close_at > time.time() * 1000  # the opening match kicks off in the future
+            if attempt == 0:
+                client.faucet()
+                placed = client.place(opener, "buy", "0.40", "10")
+                assert placed.accepted, placed
+            assert len(client.account()["open_orders"]) == 1
 
 
 def test_bodies_are_bounded_even_when_chunked(server: tuple[str, Engine]) -> None:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import serving
 from tests.test_server import KEY, manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,18 +28,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def venue(tmp_path: Path) -> Iterator[str]:
     """`exos serve` with a journal (so a history store) and a faucet; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(manifest(tmp_path)), "--port", str(port),
-                                "--journal", str(tmp_path / "journal")], stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert process.stdout is not None and process.stdout.readline().startswith("listening on")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close() if process.stdout else None
+    with serving(manifest(tmp_path), "--journal", str(tmp_path / "journal")) as base:
+        yield base
 
 
 def test_a_trader_places_an_order_from_the_page_and_sees_it_trade(venue: str) -> None:
@@ -91,38 +79,27 @@ def test_the_world_cup_page_groups_events_and_shows_yes_and_no(tmp_path: Path) -
     ticket shows at its implied probability, and the NO view mirrors it as an ask at 1 - p."""
     from playwright.sync_api import expect, sync_playwright
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     wc = ROOT / "examples" / "worldcup-2026.toml"
-    process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(wc), "--port", str(port), "--journal",
-                                str(tmp_path / "wc")], stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert process.stdout is not None and process.stdout.readline().startswith("listening on")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/?market=WC26-A-MEX-RSA-MEX")
-            expect(page.locator("#status")).to_have_text("live")
-            expect(page.locator("nav summary", has_text="Group A")).to_have_count(1)
-            expect(page.locator("nav summary", has_text="Group L")).to_have_count(1)
-            expect(page.locator("nav a", has_text="M01-MEX")).to_have_count(1)
-            expect(page.locator("#outcome-switch")).to_be_visible()
-            page.click("#faucet")
-            expect(page.locator("#balances")).to_contain_text("USDC")
-            page.fill("#ticket input[name=price]", "0.40")
-            page.fill("#ticket input[name=size]", "10")
-            page.click("#ticket button[type=submit]")
-            expect(page.locator("#ticket-result")).to_contain_text("accepted")
-            expect(page.locator("#bids")).to_contain_text("0.4000")
-            expect(page.locator("#bids")).to_contain_text("40.0%")
-            page.click("#outcome-switch button[data-outcome='1']")
-            expect(page.locator("#asks")).to_contain_text("0.6000")  # NO view: the YES bid is a NO ask at 1 - p
-            expect(page.locator("#asks")).to_contain_text("60.0%")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "worldcup.png"), full_page=True)
-            browser.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close() if process.stdout else None
+    with serving(wc, "--journal", str(tmp_path / "wc")) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{base}/?market=WC26-A-MEX-RSA-MEX")
+        expect(page.locator("#status")).to_have_text("live")
+        expect(page.locator("nav summary", has_text="Group A")).to_have_count(1)
+        expect(page.locator("nav summary", has_text="Group L")).to_have_count(1)
+        expect(page.locator("nav a", has_text="M01-MEX")).to_have_count(1)
+        expect(page.locator("#outcome-switch")).to_be_visible()
+        page.click("#faucet")
+        expect(page.locator("#balances")).to_contain_text("USDC")
+        page.fill("#ticket input[name=price]", "0.40")
+        page.fill("#ticket input[name=size]", "10")
+        page.click("#ticket button[type=submit]")
+        expect(page.locator("#ticket-result")).to_contain_text("accepted")
+        expect(page.locator("#bids")).to_contain_text("0.4000")
+        expect(page.locator("#bids")).to_contain_text("40.0%")
+        page.click("#outcome-switch button[data-outcome='1']")
+        expect(page.locator("#asks")).to_contain_text("0.6000")  # NO view: the YES bid is a NO ask at 1 - p
+        expect(page.locator("#asks")).to_contain_text("60.0%")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "worldcup.png"), full_page=True)
+        browser.close()

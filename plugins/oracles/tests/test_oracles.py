@@ -174,18 +174,15 @@ def test_a_csv_replays_as_journaled_updates(tmp_path: Path) -> None:
 def test_publishers_sign_updates_through_the_api(tmp_path: Path) -> None:
     """A publisher key signs OracleUpdate with the trading scheme and sends it to `exos serve`; GET /v1/oracles
     shows the aggregate; a key that is not a publisher is refused."""
-    import socket
-    import subprocess
-    import sys
-
     import httpx
-    from coincurve import PrivateKey
     from eth_hash.auto import keccak
+    from tests.conftest import serving
 
     from exos.client import Client
+    from exos.signing import address_of
 
     keys = [keccak(b"publisher %d" % i) for i in range(3)]
-    addresses = [keccak(PrivateKey(k).public_key.format(compressed=False)[1:])[-20:] for k in keys]
+    addresses = [address_of(k) for k in keys]
     text = (
         (ROOT / "examples" / "spot.toml")
         .read_text()
@@ -195,14 +192,7 @@ def test_publishers_sign_updates_through_the_api(tmp_path: Path) -> None:
              + ", ".join(f'"0x{a.hex()}"' for a in addresses[:2]) + "]\n")  # fmt: skip
     manifest = tmp_path / "venue.toml"
     manifest.write_text(text)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(manifest), "--port", str(port)],
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        assert process.stdout is not None and process.stdout.readline().startswith("listening on")
+    with serving(manifest) as base:
         for key, address, price in ((keys[0], addresses[0], 6_500_000), (keys[1], addresses[1], 6_510_000),
                                     (keys[2], addresses[2], 1)):  # fmt: skip
             with Client(base, key) as publisher:
@@ -213,10 +203,6 @@ def test_publishers_sign_updates_through_the_api(tmp_path: Path) -> None:
         feeds = httpx.get(f"{base}/v1/oracles", timeout=10).json()
         assert feeds[0]["name"] == "BTC-USD" and feeds[0]["price"] == "6505000"
         assert set(feeds[0]["sources"]) == {"0x" + a.hex() for a in addresses[:2]}
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close() if process.stdout else None
 
 
 def test_max_age_is_a_timer_that_reports_staleness() -> None:
