@@ -6,14 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.exos-installed
 CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h) \
 	plugins/spot/pyproject.toml plugins/prediction/pyproject.toml plugins/compliance/pyproject.toml \
-	plugins/oracles/pyproject.toml
+	plugins/oracles/pyproject.toml plugins/perps/pyproject.toml
 
 .PHONY: demo spot-demo worldcup test ctest pytest lint bench clean
 
 $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./core -e ./plugins/spot -e ./plugins/prediction -e ./plugins/compliance -e ./plugins/oracles
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./core -e ./plugins/spot -e ./plugins/prediction -e ./plugins/compliance -e ./plugins/oracles -e ./plugins/perps
 	@touch $@
 
 demo: $(STAMP)

@@ -1109,6 +1109,24 @@ int exos_book_set_slot(exos_book *b, uint64_t id, int index, uint64_t value) {
     return 0;
 }
 
+/* An owner's open orders (those whose slot `slot_index` equals `slot_value`; -1: all), in entry order:
+ * up to `cap` ids are written, and the number that match is returned. */
+uint32_t exos_book_owner_orders(const exos_book *b, uint64_t owner, int slot_index,
+                                uint64_t slot_value, uint64_t *ids, uint32_t cap) {
+    if (slot_index >= EXOS_N_SLOTS) return 0;
+    const owner_entry *e = owner_find(b, owner);
+    if (!e) return 0;
+    uint32_t n = 0;
+    for (uint32_t oi = e->head; oi != NIL; oi = b->orders[oi].onext) {
+        const order_t *o = &b->orders[oi];
+        if (slot_index < 0 || o->slots[slot_index] == slot_value) {
+            if (n < cap) ids[n] = o->id;
+            n++;
+        }
+    }
+    return n;
+}
+
 int exos_book_get_slot(const exos_book *b, uint64_t id, int index, uint64_t *value) {
     uint32_t oi = id_find(b, id);
     if (oi == NIL || index < 0 || index >= EXOS_N_SLOTS) return 0;

@@ -188,6 +188,8 @@ int exos_book_get_client_id(const exos_book *book, uint64_t owner, const char *c
                             exos_order_info *out);
 int exos_book_set_slot(exos_book *book, uint64_t id, int index, uint64_t value);
 int exos_book_get_slot(const exos_book *book, uint64_t id, int index, uint64_t *value);
+uint32_t exos_book_owner_orders(const exos_book *book, uint64_t owner, int slot_index,
+                                uint64_t slot_value, uint64_t *ids, uint32_t cap);
 
 uint64_t exos_book_seq(const exos_book *book);
 uint64_t exos_book_trade_id(const exos_book *book);

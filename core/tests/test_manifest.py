@@ -181,7 +181,7 @@ BROKEN: list[tuple[str, str, str, str]] = [
         "root-unknown",
         "[venue]\n",
         "perps = 1\n[venue]\n",
-        "perps: unknown key; expected one of assets, markets, oracles, plugins, simulation, venue",
+        "perps: unknown key; expected one of assets, margin, markets, oracles, plugins, simulation, venue",
     ),
     (
         "venue-unknown",

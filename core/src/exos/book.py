@@ -236,6 +236,15 @@ class Book:
             return None
         return _ORDER.unpack(ffi.buffer(self._info))
 
+    def owner_orders(self, owner: int, slot_index: int = -1, slot_value: int = 0) -> list[int]:
+        """Ids of an owner's open orders (whose slot `slot_index` is `slot_value`; -1: all), in entry order."""
+        count = lib.exos_book_owner_orders(self._book, owner, slot_index, slot_value, ffi.NULL, 0)
+        if not count:
+            return []
+        ids = ffi.new("uint64_t[]", count)
+        lib.exos_book_owner_orders(self._book, owner, slot_index, slot_value, ids, count)
+        return [int(ids[i]) for i in range(count)]
+
     def set_slot_raw(self, order_id: int, index: int, value: int) -> None:
         """set_slot() without range checks (the order must be open)."""
         lib.exos_book_set_slot(self._book, order_id, index, value)

@@ -32,6 +32,7 @@ SIGNER_OFFSET = ADDRESS_OFFSET + ADDRESS_LEN  # then the signer
 _TIMESTAMP = struct.Struct("<q")
 FLAG_POST_ONLY = 1
 FLAG_HAS_CLIENT_ID = 2
+FLAG_REDUCE_ONLY = 4  # a margined market's order that may only shrink the position
 
 
 class CommandError(ExosError):
@@ -199,7 +200,8 @@ class PlaceOrder(Command):
     """Place an order: price in ticks, size in lots; tif 0 GTC, 1 GTD, 2 IOC, 3 FOK (exos.types.TimeInForce).
 
     `outcome` picks the token of a market with outcomes (binary: 0 YES, 1 NO); side and price are in
-    that outcome's terms (a NO buy at q ticks)."""
+    that outcome's terms (a NO buy at q ticks). `reduce_only` (margined markets) may only shrink the
+    account's position: it is clipped to the position, needs no margin and is always allowed."""
 
     kind: ClassVar[Kind] = Kind.PLACE
     market: str
@@ -212,6 +214,7 @@ class PlaceOrder(Command):
     expiry: int = 0
     client_id: bytes | None = None
     outcome: int = 0
+    reduce_only: bool = False
 
     def _fields(self) -> dict[str, Any]:
         if self.client_id is not None and len(self.client_id) != 16:
@@ -220,7 +223,9 @@ class PlaceOrder(Command):
             "market": _name(self.market, NAME_LEN, "market"),
             "side": _check_width(self.side, 0, 255, "side"),
             "tif": _check_width(self.tif, 0, 255, "tif"),
-            "flags": (FLAG_POST_ONLY if self.post_only else 0) | (FLAG_HAS_CLIENT_ID if self.client_id else 0),
+            "flags": (FLAG_POST_ONLY if self.post_only else 0)
+            | (FLAG_HAS_CLIENT_ID if self.client_id else 0)
+            | (FLAG_REDUCE_ONLY if self.reduce_only else 0),
             "stp": _check_width(self.stp, 0, 255, "stp"),
             "status": _check_width(self.outcome, 0, 255, "outcome"),
             "price": self.price,

@@ -116,6 +116,8 @@ class MarketState:
     manages_status: bool = False  # the market type drives the status (SetMarketStatus is refused)
     delays: bool = False  # the market has a `taker_delay_ms` (ms a marketable order waits now; 0: none)
     policies: tuple[Any, ...] = ()  # compliance policies its orders pass: the venue's, then its own
+    margined: bool = False  # its orders reserve margin (a `MarginedMarket`: perpetuals)
+    classed: bool = False  # its orders' slot 3 matters to their locks (an outcome, or a margined order's class)
 
 
 @attrs.frozen
@@ -189,6 +191,7 @@ class Engine:
         self._journal_dir: Path | None = None
         self._failed: BaseException | None = None
         self.recovery: Any = None
+        self.margin: Any = None  # exos.margin.UnifiedMargin, for venues with margined markets or a [margin] table
         self._handlers = {
             int(Kind.DEPOSIT): self._deposit,
             int(Kind.WITHDRAW): self._withdraw,
@@ -209,6 +212,10 @@ class Engine:
             int(Kind.ORACLE_UPDATE): self._oracle_update,
         }
         self._genesis()
+        margin_spec = manifest.margin
+        if self.margin is None and (margin_spec.groups or margin_spec.collateral):
+            self._start_margin()
+        self._tick_scales: dict[tuple[int, str], tuple[int, int]] = {}
 
     @classmethod
     def from_manifest(cls, path: str | Path, *, journal: str | Path | None = None, files: Any = None) -> Engine:
@@ -238,6 +245,16 @@ class Engine:
                 self._add_market(spec, C.canonical_json(table))
             except Rejection as rejection:
                 raise EngineError(f"{self.manifest.source}: {rejection.message}", code=rejection.code) from None
+
+    def _start_margin(self) -> None:
+        """Unified margin, once a venue has a margined market or a [margin] table (it opens the groups' accounts)."""
+        from exos.margin import UnifiedMargin
+
+        self.margin = UnifiedMargin(self)
+        for ms in self.markets:
+            if ms.margined:
+                self.margin.add_market(ms)
+        self.ledger.borrowable = self.margin.borrowable
 
     def _add_asset(self, symbol: str, decimals: int) -> int:
         """List an asset in the ledger and the name index."""
@@ -278,6 +295,8 @@ class Engine:
             min_notional_units=spec.min_notional_units,
             params=spec.params,
             outcome_assets=tuple(range(first_new, first_new + len(new_assets))),
+            base_decimals=self.ledger.assets[self.ledger.asset_ids[spec.base]].decimals,
+            quote_decimals=self.ledger.assets[self.ledger.asset_ids[spec.quote]].decimals,
         )
         try:
             fees = fee_factory.create(spec.fees.maker_centibps, spec.fees.taker_centibps, spec.params)
@@ -312,13 +331,23 @@ class Engine:
             manages_status=bool(getattr(market, "manages_status", False)),
             delays=hasattr(market, "taker_delay_ms"),
             policies=policies,
+            margined=bool(getattr(market, "margined", False)),
         )
+        state.classed = state.margined or state.outcomes > 1
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
         on_listed = getattr(market, "on_listed", None)
         if on_listed is not None and not restoring:
             out, seq, base = self._listing_out if self._listing_out is not None else ([], 0, 0)
             on_listed(Context(self, index, (b"", 0), b"", seq, base, out, _USER))
+        if self.margin is not None:
+            if state.margined:
+                self.margin.add_market(state)
+                self.ledger.borrowable = self.margin.borrowable
+            else:
+                self.margin.spot_listed(state)
+        elif state.margined:  # the venue's first margined market
+            self._start_margin()
         return state
 
     def _policy(self, name: str, where: str) -> Any:
@@ -462,6 +491,8 @@ class Engine:
         heap = self.timers._heap
         if heap and heap[0][0] <= timestamp:
             self._fire_timers(timestamp, seq, base, out)
+            if self.margin is not None and self.margin.liquidator.urgent:  # funding may leave accounts under water
+                self._settle_urgent(seq, base, out)
         action = len(out)
         try:
             signer = fields[11]
@@ -500,7 +531,18 @@ class Engine:
                 "from its journal",
                 code="FAIL_STOP",
             ) from exc
+        if self.margin is not None and self.margin.liquidator.urgent:  # a fill far from mark: check it now
+            self._settle_urgent(seq, base, out)
         out.append((seq, len(out) - base, _USER, _DONE, True))
+
+    def _settle_urgent(self, seq: int, base: int, out: list[RawEvent]) -> None:
+        """A liquidation pass over the accounts this command flagged (derived inside it, cause liquidation)."""
+        try:
+            self.margin.liquidator.run(seq, base, out, [], [])
+        except Exception as exc:
+            self._failed = exc
+            raise EngineError(f"command {seq}: liquidation failed ({type(exc).__name__}: {exc}); the engine stopped",
+                              code="FAIL_STOP") from exc  # fmt: skip
 
     def _fire_timers(self, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
         """Fire every timer due at `now`, in (time, sequence) order."""
@@ -567,6 +609,29 @@ class Engine:
         if amount > available:
             raise Rejection("INSUFFICIENT_BALANCE", f"{what}: {amount} exceeds the available {available}")
 
+    def _require_margin(self, account: int, asset: int, amount: int, what: str) -> None:
+        """Refuse to commit `amount` more of a risk group's margin than the account has free."""
+        free = self.margin.free_initial(account, asset)
+        if free < amount:
+            raise Rejection("INSUFFICIENT_MARGIN", f"{self.ledger.assets[asset].symbol}: {what} needs {amount} of "
+                            f"initial margin, the account has {free} free")  # fmt: skip
+
+    def _withdrawable(self, account: int, asset: int, amount: int, what: str) -> None:
+        """Refuse a withdrawal or transfer that would leave less than max(initial margin, floor × notional) covered."""
+        column = self.ledger.available[asset]
+        column[account] -= amount  # measured as if done, then undone: nothing changes before the verdict
+        try:
+            short = [(group, free) for group in self.margin.groups_of(account)
+                     if (free := self.margin.free_withdraw(account, group.asset)) < 0]  # fmt: skip
+        finally:
+            column[account] += amount
+        if short:
+            group, free = short[0]
+            raise Rejection("INSUFFICIENT_MARGIN", f"{what}: {amount} {self.ledger.assets[asset].symbol} would leave "
+                            f"{group.symbol} margin {free} short of max(initial margin, "
+                            f"{self.margin.withdraw_floor_bps} bp of notional); unrealised gains stay until "
+                            "realised")  # fmt: skip
+
     def _admin(self, fields: tuple[Any, ...]) -> None:
         """Admin commands must be signed by an address the manifest names."""
         if fields[11] not in self.admins:
@@ -602,6 +667,8 @@ class Engine:
         if self.venue_policies:
             self._comply(self.venue_policies, "withdraw", fields[10])
         self._cover(account, asset, amount, "withdraw")
+        if self.margin is not None and self.margin.exposed(account):
+            self._withdrawable(account, asset, amount, "withdraw")
         self.ledger.withdraw(account, asset, amount)
         out.append((seq, len(out) - base, _USER, int(EventKind.WITHDRAWN), fields[10], fields[6],
                     self.ledger.assets[asset].symbol, amount))  # fmt: skip
@@ -611,6 +678,8 @@ class Engine:
         if fields[7] == fields[6]:
             raise Rejection("BAD_TRANSFER", f"to_sub: {fields[7]} is the sending sub-account")
         self._cover(account, asset, amount, "transfer")
+        if self.margin is not None and self.margin.exposed(account):
+            self._withdrawable(account, asset, amount, "transfer")
         target = self.ledger.open_account(fields[10], fields[7])
         self.ledger.move_available(account, asset, amount, target)
         out.append((seq, len(out) - base, _USER, int(EventKind.TRANSFERRED), fields[10], fields[6], fields[7],
@@ -639,6 +708,8 @@ class Engine:
         post_only = bool(flags & C.FLAG_POST_ONLY)
         if post_only and tif > 1:
             raise Rejection("BAD_FLAGS", "post_only: only with GTC or GTD")
+        if flags & C.FLAG_REDUCE_ONLY and not ms.margined:
+            raise Rejection("BAD_FLAGS", f"reduce_only: {ms.name} is not a margined market")
         if price <= 0:
             raise Rejection("BAD_PRICE", f"price: must be > 0 ticks, got {price}")
         if size <= 0:
@@ -653,6 +724,7 @@ class Engine:
         elif expiry:
             raise Rejection("BAD_EXPIRY", f"expiry: only GTD orders carry one, got {expiry}")
         market = ms.market
+        slot3 = outcome  # an outcome market's token; a margined market's order class (its margin per lot)
         try:
             if outcome:
                 if outcome >= ms.outcomes:
@@ -663,8 +735,10 @@ class Engine:
                 intent = OrderIntent(ms.index, account, side, price, size, tif, post_only, outcome)
                 for check in ms.checks:
                     check.check(intent)
-            asset, amount = market.lock_requirement(side, price, size, outcome)
-            initial = market.initial_slots(side, price, size, outcome)
+            if ms.margined:
+                slot3, size = market.admit(account, side, price, size, bool(flags & C.FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
+            asset, amount = market.lock_requirement(side, price, size, slot3)
+            initial = market.initial_slots(side, price, size, slot3)
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
         except Exception as exc:  # nothing has changed yet: a plugin failure refuses the order
@@ -673,7 +747,10 @@ class Engine:
             self._comply(ms.policies, "place", fields[10], ms)
         ledger = self.ledger
         available = ledger.available[asset]
-        if available[account] < amount:
+        if ms.margined:  # the margin may come from anything the account holds: unified margin decides
+            if amount:
+                self._require_margin(account, asset, amount, "order")
+        elif available[account] < amount:
             raise Rejection(
                 "INSUFFICIENT_BALANCE",
                 f"{ledger.assets[asset].symbol}: order needs {amount}, available {available[account]}",
@@ -711,7 +788,7 @@ class Engine:
             account,
             initial[0],
             initial[1],
-            outcome,
+            slot3,
         )
         tag = result[0]
         if tag == REFUSED:
@@ -727,26 +804,27 @@ class Engine:
                         size, tif, client_id, result[1], outcome))  # fmt: skip
             out.append((seq, len(out) - base, _USER, _DELTA, name, side, price, result[2], result[3], result[4]))
             return
-        self._entered(ms, order_id, account, side, price, size, tif, expiry, client_id, outcome, initial, result,
+        self._entered(ms, order_id, account, side, price, size, tif, expiry, client_id, slot3, initial, result,
                       fields[1], fields[14], seq, base, out, _USER)  # fmt: skip
 
     def _entered(
         self, ms: MarketState, order_id: int, account: int, side: int, price: int, size: int, tif: int, expiry: int,
-        client_id: bytes | None, outcome: int, initial: tuple[int, int], result: tuple[Any, ...], own_side: int,
+        client_id: bytes | None, slot3: int, initial: tuple[int, int], result: tuple[Any, ...], own_side: int,
         own_price: int, seq: int, base: int, out: list[RawEvent], cause: int,
     ) -> None:  # fmt: skip
         """Report an order the book took (rested at once, or traded), keep its slots and schedule its GTD expiry.
 
-        `own_side` and `own_price` are the order's in its outcome's terms (the book's for outcome 0)."""
+        `own_side` and `own_price` are the order's in its outcome's terms (the book's for outcome 0); `slot3`
+        is its outcome (an outcome market) or its class (a margined market)."""
         if result[0] == RESTED:  # the common case: it rested without trading
             address, sub = self.ledger.accounts[account]
             name = ms.name
             out.append((seq, len(out) - base, cause, _ACCEPTED, name, order_id, address, sub, own_side, own_price, size,
-                        tif, client_id, result[1], outcome))  # fmt: skip
+                        tif, client_id, result[1], slot3 if ms.outcomes > 1 else 0))  # fmt: skip
             out.append((seq, len(out) - base, cause, _DELTA, name, side, price, result[2], result[3], result[4]))
             resting = True
         else:
-            slots = [account, initial[0], initial[1], outcome]
+            slots = [account, initial[0], initial[1], slot3]
             taker = FillSide(account, side, price, slots)
             resting = self._book_events(ms, result[1], taker, seq, base, out, cause, tif, client_id)
             if resting:
@@ -829,6 +907,92 @@ class Engine:
         if self.delayed:
             self.cancel_delayed("market_status", seq, base, out, cause, market=ms.index)
 
+    # ------------------------------------------------------------ what liquidation and margined markets use
+
+    @property
+    def ledger_ops(self) -> SettlementContext:
+        """The ledger moves market types settle through (move, unlock, pay_locked, ...)."""
+        return self._settlement
+
+    def cancel_account_orders(self, account: int, seq: int, base: int, out: list[RawEvent], cause: int) -> None:
+        """Cancel every open and delayed order of one account (sub-account) in every market that takes cancels."""
+        for ms in self.markets:
+            self.cancel_market_account_orders(ms, account, seq, base, out, cause)
+
+    def cancel_market_account_orders(
+        self, ms: MarketState, account: int, seq: int, base: int, out: list[RawEvent], cause: int
+    ) -> None:
+        """Cancel one account's open and delayed orders in one market, releasing their locks."""
+        if ms.status >= Status.HALTED:
+            return
+        master = self.ledger.masters[account]
+        if ms.book.owner_orders(master, 0, account):
+            self._book_events(ms, ms.book.cancel_all_raw(master, 0, account), None, seq, base, out, cause)
+        if self.delayed:
+            self.cancel_delayed("liquidation", seq, base, out, cause, market=ms.index, accounts=(account,))
+
+    def system_order(
+        self, ms: MarketState, account: int, side: int, price: int, size: int, seq: int, base: int,
+        out: list[RawEvent], cause: int,
+    ) -> int:  # fmt: skip
+        """An IOC the engine sends for an account (a liquidation): reduce-only and fee-free on a margined market.
+
+        It locks what a fully collateralised market needs first (the caller sized it to what is there);
+        returns the lots it filled."""
+        if ms.status >= Status.HALTED or size <= 0 or price <= 0 or price * size > _I64_MAX:
+            return 0
+        market = ms.market
+        asset, amount = market.lock_requirement(side, price, size, 0)
+        ledger = self.ledger
+        if amount and not ledger.lock(account, asset, amount):
+            return 0
+        order_id = self.next_order_id
+        result = ms.book.place_engine(order_id, ledger.masters[account], side, price, size, 2, 0, 0, 0, None,
+                                      account, 0, 0, 0)  # fmt: skip
+        if result[0] == REFUSED:
+            if amount:
+                ledger.unlock(account, asset, amount)
+            return 0
+        self.next_order_id = order_id + 1
+        raw = result[1]
+        taker = FillSide(account, side, price, [account, 0, 0, 0])
+        if ms.margined:
+            market.waive_taker = True  # type: ignore[attr-defined]
+        try:
+            self._book_events(ms, raw, taker, seq, base, out, cause, 2, None)
+        finally:
+            if ms.margined:
+                market.waive_taker = False  # type: ignore[attr-defined]
+        return sum(e[9] for e in raw if e[2] == _B_FILL)
+
+    def reclip(self, ms: MarketState, seq: int, base: int, out: list[RawEvent], cause: int) -> None:
+        """Shrink or cancel reduce-only orders (class 0) that a position change left larger than the position."""
+        market = ms.market
+        pending = market.reclip_pending  # type: ignore[attr-defined]
+        if not pending:
+            return
+        accounts = sorted(pending)
+        pending.clear()
+        book = ms.book
+        for account in accounts:
+            orders = []
+            for order_id in book.owner_orders(self.ledger.masters[account], 3, 0):
+                order = book.order_raw(order_id)
+                if order is not None and order[7] == account:
+                    orders.append((order_id, order[12], order[4]))
+            if not orders:
+                continue
+            for order_id, keep in market.reclip_plan(account, orders):  # type: ignore[attr-defined]
+                order = book.order_raw(order_id)
+                if order is None:
+                    continue
+                if keep <= 0:
+                    raw = book.cancel_raw(order_id, ANY_OWNER, False)
+                else:
+                    raw = book.amend_raw(order_id, ANY_OWNER, order[2], order[3] - (order[4] - keep))
+                if raw and raw[0][2] != _B_REJECTED:
+                    self._book_events(ms, raw, None, seq, base, out, cause)
+
     def _book_events(
         self,
         ms: MarketState,
@@ -892,7 +1056,7 @@ class Engine:
                     resting = False
             elif kind == _B_ACCEPTED:
                 address, sub = accounts[e[14]]
-                a_side, a_price, a_outcome = e[3], e[8], e[17]
+                a_side, a_price, a_outcome = e[3], e[8], e[17] if outcomes else 0
                 if a_outcome:
                     a_side, a_price = market.book_order(a_side, a_price, a_outcome)  # type: ignore[attr-defined]
                 out.append((seq, len(out) - base, cause, _ACCEPTED, name, e[6], address, sub, a_side, a_price, e[9],
@@ -910,10 +1074,12 @@ class Engine:
             elif kind == _B_AMENDED:
                 address, sub = accounts[e[14]]
                 a_price = e[8]
-                if e[17]:
+                if outcomes and e[17]:
                     a_price = market.book_order(e[3], a_price, e[17])[1]  # type: ignore[attr-defined]
                 out.append((seq, len(out) - base, cause, _AMENDED, name, e[6], address, sub, a_price, e[9], e[10],
                             bool(e[5] & 4), e[0]))  # fmt: skip
+        if ms.margined and market.reclip_pending:  # type: ignore[attr-defined]
+            self.reclip(ms, seq, base, out, _SYSTEM)
         return resting
 
     def _own_order(self, ms: MarketState, fields: tuple[Any, ...], account: int) -> tuple[Any, ...]:
@@ -947,7 +1113,7 @@ class Engine:
         book = ms.book
         side, price, cancelled, cancel_seq, level_size, level_count, level_seq = book.cancel_engine(order_id)
         asset, amount = ms.market.lock_requirement(
-            side, price, cancelled, book.last_cancelled_slot3() if ms.outcomes > 1 else 0
+            side, price, cancelled, book.last_cancelled_slot3() if ms.classed else 0
         )
         ledger.locked[asset][account] -= amount
         ledger.available[asset][account] += amount
@@ -1018,7 +1184,7 @@ class Engine:
         filled = old_size - old_remaining
         new_remaining = max(size - filled, 0)
         try:
-            if outcome:  # the new price is in the order's outcome terms
+            if outcome and ms.outcomes > 1:  # the new price is in the order's outcome terms
                 price = market.book_order(1 - side, price, outcome)[1]  # type: ignore[attr-defined]
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
@@ -1035,12 +1201,27 @@ class Engine:
                 raise Rejection(rejection.code, rejection.message) from None
             except Exception as exc:  # nothing has changed yet
                 raise Rejection("PLUGIN_ERROR", f"{ms.name}: {type(exc).__name__} in plugin code: {exc}") from None
+        new_class = outcome  # a margined order's class is decided again at its new price and size
+        if ms.margined and new_remaining:
+            try:
+                new_class, clipped = market.admit(account, side, price, new_remaining, outcome == 0)  # type: ignore[attr-defined]
+            except OrderRejection as rejection:
+                raise Rejection(rejection.code, rejection.message) from None
+            size -= new_remaining - clipped
+            new_remaining = clipped
         asset, old_lock = market.lock_requirement(side, old_price, old_remaining, outcome)
         # an amend to the filled size (or below) removes the order: it holds nothing at any price
-        new_lock = market.lock_requirement(side, price, new_remaining, outcome)[1] if new_remaining else 0
+        new_lock = market.lock_requirement(side, price, new_remaining, new_class)[1] if new_remaining else 0
         ledger = self.ledger
         extra = new_lock - old_lock
-        if extra > 0 and not ledger.lock(account, asset, extra):
+        if ms.margined:
+            if extra > 0:
+                self._require_margin(account, asset, extra, "amend")
+                ledger.available[asset][account] -= extra
+                ledger.locked[asset][account] += extra
+            if new_class != outcome:
+                ms.book.set_slot_raw(order_id, 3, new_class)
+        elif extra > 0 and not ledger.lock(account, asset, extra):
             raise Rejection(
                 "INSUFFICIENT_BALANCE",
                 f"{ledger.assets[asset].symbol}: amend needs {extra} more, "
@@ -1050,11 +1231,13 @@ class Engine:
         if raw[0][2] == _B_REJECTED:
             if extra > 0:
                 ledger.unlock(account, asset, extra)
+            if new_class != outcome:
+                ms.book.set_slot_raw(order_id, 3, outcome)
             reason = _REASON_NAMES[raw[0][4]]
             raise Rejection(reason, f"{ms.name}: the book refused the amend ({reason})")
         if raw[0][2] == _B_AMENDED and extra < 0:
             ledger.unlock(account, asset, -extra)
-        slots = [account, order[8], order[9], order[10]]
+        slots = [account, order[8], order[9], new_class]
         taker = FillSide(account, side, price, slots)
         resting = self._book_events(ms, raw, taker, seq, base, out, _USER)
         if resting:
@@ -1133,6 +1316,39 @@ class Engine:
         value = feed.value(fields[8])
         out.append((seq, len(out) - base, _USER, int(EventKind.ORACLE_UPDATED), name, source, value or 0, live))
         self._oracle_timer(list(self.oracles).index(name), feed, fields[8])
+        if self.margin is not None:
+            self._feed_moved(name, fields[8], seq, base, out)
+
+    def _feed_moved(self, name: str, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
+        """A feed published or went stale: marks and collateral prices follow it, then one liquidation pass."""
+        markets, collateral = self.margin.on_feed(name, self.oracles[name].value(now), now)
+        moved = []
+        for ms in markets:
+            market = ms.market
+            oracle = self._feed_ticks(ms, market.oracle_feed, now)
+            external = self._feed_ticks(ms, market.external_feed, now) if market.external_feed else None
+            if market.on_oracle(oracle, external, now):
+                moved.append(ms)
+        if moved or collateral or self.margin.liquidator.urgent:
+            self.margin.liquidator.run(seq, base, out, moved, collateral)
+
+    def _feed_ticks(self, ms: MarketState, feed: str, now: int) -> int | None:
+        """A feed's price at `now` in a market's ticks (rounded half up), or None while it is stale."""
+        value = self.oracles[feed].value(now)
+        if value is None:
+            return None
+        scale = self._tick_scales.get((ms.index, feed))
+        if scale is None:
+            decimals = next(o.decimals for o in self.manifest.oracles if o.name == feed)
+            info = ms.info
+            # a feed price P is P / 10^decimals quote per base; a tick is q quote units per lot of lot_units
+            scale = (
+                info.lot_units * 10**info.quote_decimals,
+                10**decimals * info.quote_per_tick_lot * 10**info.base_decimals,
+            )
+            self._tick_scales[(ms.index, feed)] = scale
+        num, den = scale
+        return int((2 * value * num + den) // (2 * den))
 
     def _oracle_timer(self, index: int, feed: Any, now: int) -> None:
         """Wake when the feed's next source grows too old (max age as a timer, in command time)."""
@@ -1153,6 +1369,8 @@ class Engine:
             value = feed.value(now)
             out.append((seq, len(out) - base, _SYSTEM, int(EventKind.ORACLE_UPDATED), name, "", value or 0, live))
             self._oracle_timer(index, feed, now)
+            if self.margin is not None:
+                self._feed_moved(name, now, seq, base, out)
 
     def oracle_price(self, feed: str) -> int | None:
         """A feed's aggregate price at the engine's time, or None while it is stale or never published (KeyError)."""
@@ -1307,6 +1525,8 @@ class Engine:
                 section(plugin.dump())
         for feed in self.oracles.values():  # only venues with oracles have this part (older states stay as they were)
             section(feed.dump())
+        if self.margin is not None:  # and only venues with unified margin this one
+            section(self.margin.dump())
         return b"".join(parts)
 
     def state_hash(self) -> str:
@@ -1335,6 +1555,8 @@ class Engine:
                 asset, amount = ms.market.lock_requirement(order.side, order.price, order.remaining, order.slots[3])
                 key = (order.slots[0], asset)
                 expected[key] = expected.get(key, 0) + amount
+        if self.margin is not None:
+            self.margin.check_invariants()
         for held in self.delayed.values():
             key = (held.account, held.asset)
             expected[key] = expected.get(key, 0) + held.amount

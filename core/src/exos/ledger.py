@@ -45,6 +45,7 @@ class Ledger:
         "asset_ids",
         "assets",
         "available",
+        "borrowable",
         "deposits",
         "fee_account",
         "locked",
@@ -65,6 +66,7 @@ class Ledger:
         self.locked: list[list[int]] = []
         self.deposits: list[int] = []
         self.withdrawals: list[int] = []
+        self.borrowable: frozenset[int] = frozenset()  # assets whose available may go negative (margin borrows)
         self.fee_account = self.open_account(fee_address, 0)
 
     # ------------------------------------------------------------ listing and accounts
@@ -157,7 +159,10 @@ class Ledger:
     # ------------------------------------------------------------ checks and canonical form
 
     def check_invariants(self) -> None:
-        """Raise LedgerInvariantError unless every asset balances exactly and no user balance is negative."""
+        """Raise LedgerInvariantError unless every asset balances exactly and no user balance is negative.
+
+        A risk group's settlement asset (`borrowable`) may be negative while available: a borrow that
+        unified margin covers (`exos.margin` checks the account's equity instead)."""
         for index, asset in enumerate(self.assets):
             available, locked = self.available[index], self.locked[index]
             total = sum(available) + sum(locked)
@@ -166,8 +171,9 @@ class Ledger:
                 raise LedgerInvariantError(
                     f"{asset.symbol}: balances sum to {total}, deposits - withdrawals = {expected}"
                 )
+            may_owe = index in self.borrowable
             for account, (a, lk) in enumerate(zip(available, locked, strict=True)):
-                if lk < 0 or (a < 0 and account != self.fee_account):
+                if lk < 0 or (a < 0 and account != self.fee_account and not may_owe):
                     address, sub = self.accounts[account]
                     raise LedgerInvariantError(
                         f"{asset.symbol}: account 0x{address.hex()}/{sub} has available {a}, locked {lk}"
@@ -195,6 +201,7 @@ class Ledger:
         ledger.assets, ledger.asset_ids = [], {}
         ledger.accounts, ledger.account_ids, ledger.masters, ledger.master_ids = [], {}, [], {}
         ledger.available, ledger.locked, ledger.deposits, ledger.withdrawals = [], [], [], []
+        ledger.borrowable = frozenset()
         view = memoryview(data)
         offset = 0
 

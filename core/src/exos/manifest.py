@@ -177,11 +177,46 @@ class SimulationSpec:
 
 @attrs.frozen
 class OracleSpec:
-    """One ``[[oracles]]`` entry: a price feed by name, the registered oracle kind that computes it, its params."""
+    """One ``[[oracles]]`` entry: a price feed by name, the registered oracle kind that computes it, its params.
+
+    A feed's prices are integers: ``decimals`` says how many of their digits are decimals (a price of
+    6_500_012 with ``decimals = 2`` is 65,000.12 quote per whole unit of base)."""
 
     name: str
     kind: str
     params: Mapping[str, Any]
+    decimals: int = 0
+
+
+@attrs.frozen
+class GroupSpec:
+    """One ``[[margin.groups]]`` entry: a risk group, named by its settlement asset."""
+
+    asset: str
+    backstop_cap: Decimal = Decimal(0)  # most notional (in the asset) the group's backstop may hold; 0: none
+    dust_account: bytes | None = None  # where funding rounding dust goes (default: the venue's fee account)
+
+
+@attrs.frozen
+class CollateralSpec:
+    """One ``[[margin.collateral]]`` entry: an asset that backs a risk group's margin at its oracle price."""
+
+    asset: str
+    group: str
+    oracle: str
+    haircut_bps: int
+    stable_ema_ms: int = 3_600_000
+    stable_bps_per_hour: int = 600
+
+
+@attrs.frozen
+class MarginSpec:
+    """The ``[margin]`` table: unified margin's venue-wide rules, risk groups and collateral."""
+
+    withdraw_floor_bps: int = 1000  # a withdrawal leaves at least this share of open notional (10%)
+    upnl_withdraw_bps: int = 0  # the share of positive unrealised PnL that counts toward withdrawals
+    groups: tuple[GroupSpec, ...] = ()
+    collateral: tuple[CollateralSpec, ...] = ()
 
 
 @attrs.frozen
@@ -198,6 +233,7 @@ class Manifest:
     directory: Path
     simulation: SimulationSpec | None = None
     oracles: tuple[OracleSpec, ...] = ()
+    margin: MarginSpec = attrs.field(factory=MarginSpec)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Manifest:
@@ -404,7 +440,7 @@ class _Parser:
     # tables
 
     def manifest(self, raw: bytes, document: dict[str, Any]) -> Manifest:
-        self.keys("", document, (), ("venue", "plugins", "assets", "markets", "simulation", "oracles"))
+        self.keys("", document, (), ("venue", "plugins", "assets", "markets", "simulation", "oracles", "margin"))
         if "venue" not in document:
             self.fail("venue", "required table [venue] is missing")
         venue = self.venue(self.table("venue", document["venue"]))
@@ -419,6 +455,7 @@ class _Parser:
         self.unique("markets", "name", [m.name for m in markets], "market name")
         oracles = tuple(self.oracle(i, t) for i, t in enumerate(self.tables("oracles", document.get("oracles", []))))
         self.unique("oracles", "name", [o.name for o in oracles], "oracle feed name")
+        margin = self.margin(document["margin"], by_symbol, oracles) if "margin" in document else MarginSpec()
         return Manifest(
             source=self.source,
             raw=raw,
@@ -430,14 +467,58 @@ class _Parser:
             directory=self.directory,
             simulation=self.simulation(document["simulation"]) if "simulation" in document else None,
             oracles=oracles,
+            margin=margin,
         )
 
     def oracle(self, index: int, t: dict[str, Any]) -> OracleSpec:
         where = f"oracles[{index}]"
-        self.keys(where, t, ("name", "kind"), ("params",))
+        self.keys(where, t, ("name", "kind"), ("params", "decimals"))
         name = self.string(f"{where}.name", t["name"], _NAME, "must be a feed name (1..64 of A-Z a-z 0-9 _ . -)")
         kind = self.string(f"{where}.kind", t["kind"], _NAME, "must be an oracle kind (1..64 of A-Z a-z 0-9 _ . -)")
-        return OracleSpec(name=name, kind=kind, params=_freeze(self.table(f"{where}.params", t.get("params", {}))))
+        decimals = self.integer(f"{where}.decimals", t.get("decimals", 0), 0, MAX_ASSET_DECIMALS)
+        return OracleSpec(name=name, kind=kind, params=_freeze(self.table(f"{where}.params", t.get("params", {}))),
+                          decimals=decimals)  # fmt: skip
+
+    def margin(self, value: object, assets: Mapping[str, AssetSpec], oracles: tuple[OracleSpec, ...]) -> MarginSpec:
+        """`[margin]`: withdrawal rules, `[[margin.groups]]` and `[[margin.collateral]]`."""
+        t = self.table("margin", value)
+        self.keys("margin", t, (), ("withdraw_floor_bps", "upnl_withdraw_bps", "groups", "collateral"))
+        floor = self.integer("margin.withdraw_floor_bps", t.get("withdraw_floor_bps", 1000), 0, 10_000)
+        upnl = self.integer("margin.upnl_withdraw_bps", t.get("upnl_withdraw_bps", 0), 0, 10_000)
+        groups = []
+        for i, g in enumerate(self.tables("margin.groups", t.get("groups", []))):
+            where = f"margin.groups[{i}]"
+            self.keys(where, g, ("asset",), ("backstop_cap", "dust_account"))
+            asset = self.asset_ref(f"{where}.asset", g["asset"], assets)
+            cap = self.decimal(f"{where}.backstop_cap", g.get("backstop_cap", 0))
+            if cap < 0:
+                self.fail(f"{where}.backstop_cap", "must be >= 0", g["backstop_cap"])
+            dust = self.address(f"{where}.dust_account", g["dust_account"]) if "dust_account" in g else None
+            groups.append(GroupSpec(asset=asset.symbol, backstop_cap=cap, dust_account=dust))
+        self.unique("margin.groups", "asset", [g.asset for g in groups], "risk group")
+        feeds = {o.name for o in oracles}
+        collateral = []
+        for i, c in enumerate(self.tables("margin.collateral", t.get("collateral", []))):
+            where = f"margin.collateral[{i}]"
+            self.keys(where, c, ("asset", "group", "oracle", "haircut_bps"), ("stable_ema_ms", "stable_bps_per_hour"))
+            asset = self.asset_ref(f"{where}.asset", c["asset"], assets)
+            group = self.asset_ref(f"{where}.group", c["group"], assets)
+            if asset.symbol == group.symbol:
+                self.fail(f"{where}.asset", "a group's settlement asset is its own collateral already", c["asset"])
+            oracle = self.string(f"{where}.oracle", c["oracle"])
+            if oracle not in feeds:
+                self.fail(f"{where}.oracle", f"must name one of the [[oracles]] ({', '.join(sorted(feeds)) or 'none'})",
+                          oracle)  # fmt: skip
+            collateral.append(CollateralSpec(
+                asset=asset.symbol, group=group.symbol, oracle=oracle,
+                haircut_bps=self.integer(f"{where}.haircut_bps", c["haircut_bps"], 0, 10_000),
+                stable_ema_ms=self.integer(f"{where}.stable_ema_ms", c.get("stable_ema_ms", 3_600_000), 1, 10**10),
+                stable_bps_per_hour=self.integer(f"{where}.stable_bps_per_hour", c.get("stable_bps_per_hour", 600), 0,
+                                                 10**6),
+            ))  # fmt: skip
+        self.unique("margin.collateral", "asset", [f"{c.asset}/{c.group}" for c in collateral], "collateral entry")
+        return MarginSpec(withdraw_floor_bps=floor, upnl_withdraw_bps=upnl, groups=tuple(groups),
+                          collateral=tuple(collateral))  # fmt: skip
 
     def simulation(self, value: object) -> SimulationSpec:
         t = self.table("simulation", value)

@@ -72,6 +72,21 @@ class View:
         """The resolution sources the enabled plugins register, by name."""
         return self._engine.plugins.resolution_sources
 
+    def best_prices(self, market_id: int) -> tuple[int | None, int | None]:
+        """(best bid, best ask) of a market's book in ticks (None for an empty side)."""
+        book = self._engine.markets[market_id].book
+        bid, ask = book.best_bid(), book.best_ask()
+        return (bid[0] if bid else None), (ask[0] if ask else None)
+
+    def depth(self, market_id: int, side: int, levels: int) -> list[tuple[int, int, int]]:
+        """A market's best `levels` levels on one side (0 bids, 1 asks): (price, size, count), best first."""
+        return [(lv.price, lv.size, lv.count) for lv in self._engine.markets[market_id].book.depth(side, levels)]
+
+    def open_orders_of(self, market_id: int, account: int) -> int:
+        """How many open orders an account has in a market."""
+        engine = self._engine
+        return len(engine.markets[market_id].book.owner_orders(engine.ledger.masters[account], 0, account))
+
 
 class Context(View):
     """The `MarketContext` of one command (or one timer firing)."""

@@ -73,6 +73,8 @@ class MarketInfo:
     min_notional_units: int
     params: Mapping[str, Any]
     outcome_assets: tuple[int, ...] = ()
+    base_decimals: int = 0
+    quote_decimals: int = 0
 
 
 class LedgerContext(Protocol):
@@ -188,6 +190,53 @@ class Market(StatefulPlugin, Protocol):
         Both orders hold their `lock_requirement`; the market type pays out of those locks (and
         unlocks a taker's price improvement), charges fees through `ledger.charge_fee` and may update
         the sides' slots 1-2. `kind` names the settlement (0 normal; outcome markets: 1 mint, 2 merge)."""
+        ...
+
+
+class MarginedMarket(Market, Protocol):
+    """A market whose orders reserve margin instead of locking what they pay (perpetuals); `margined` is True.
+
+    Its orders' slot 3 holds their *class*, which the market decides at `admit`: the margin an order
+    reserves per lot (0: a reduce-only order, which reserves nothing); `lock_requirement(side, price,
+    size, class)` is then size × class in the `settlement` asset, and that lock may take the account's
+    available balance below zero (a borrow) as long as unified margin (`exos.margin`) covers it. The
+    engine asks `terms`/`isolated_terms` for the account's position to sum equity and requirements,
+    calls `on_oracle` when the market's feed publishes (the mark is recomputed only then), and drives
+    liquidation through `transfer`, `holders` and the partial-liquidation hooks."""
+
+    margined: bool
+    settlement: int
+    mark: int | None
+    q: int
+    mm_ppm_max: int
+    oracle_feed: str
+    external_feed: str | None
+    partial_bps: int
+    waive_taker: bool
+    reclip_pending: dict[int, None]
+
+    def bind_margin(self, margin: Any) -> None:
+        """Keep the engine's unified margin (to report positions opening and closing, and shrinking equity)."""
+        ...
+
+    def admit(self, account: int, side: int, price: int, size: int, reduce_only: bool) -> tuple[int, int]:
+        """(the order's class, its size: clipped if reduce-only), or OrderRejection (stale oracle, band, OI cap)."""
+        ...
+
+    def terms(self, account: int) -> tuple[int, int, int, int] | None:
+        """(uPnL, initial margin, maintenance margin, notional) of a cross position at mark, or None."""
+        ...
+
+    def isolated_terms(self, account: int) -> tuple[int, int, int, int] | None:
+        """(margin + uPnL, initial margin, maintenance margin, notional) of an isolated position, or None."""
+        ...
+
+    def on_oracle(self, oracle: int | None, external: int | None, now: int) -> bool:
+        """The feed published (prices in ticks; None: stale): recompute the mark; True if it moved."""
+        ...
+
+    def transfer(self, ledger: Any, source: int, target: int, lots: int, price: int) -> None:
+        """Hand `lots` (signed like the source's position) of position from source to target at `price`."""
         ...
 
 

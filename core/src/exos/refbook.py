@@ -271,6 +271,13 @@ class RefBook:
         found = self._find_by_client_id(owner, client_id)
         return _state(found) if found is not None else None
 
+    def owner_orders(self, owner: int, slot: tuple[int, int] | None = None) -> list[int]:
+        """Ids of an owner's open orders (optionally those whose slot k equals v), in entry order."""
+        check_u64("owner", owner)
+        _check_slot_filter(slot)
+        mine = [o for o in self._all_orders() if o.owner == owner and (slot is None or o.slots[slot[0]] == slot[1])]
+        return [o.order_id for o in sorted(mine, key=lambda o: o.entry)]
+
     def orders(self) -> list[OrderState]:
         """Every open order in canonical order: bids best first, then asks best first, queue order within a level."""
         return [_state(o) for o in self._all_orders()]

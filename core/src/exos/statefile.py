@@ -104,6 +104,9 @@ def load_into(engine: Engine, data: bytes) -> None:
             plugin.load(reader.section())
     for feed in engine.oracles.values():
         feed.load(reader.section())
+    if engine.margin is not None:
+        engine.ledger.borrowable = engine.margin.borrowable
+        engine.margin.load(reader.section())
     if reader.offset != len(data):
         raise StateFileError(f"state dump has {len(data) - reader.offset} bytes after its end")
     engine.last_timestamp = last_timestamp

@@ -1,0 +1,436 @@
+"""Liquidation: the at-risk index and the waterfall, derived inside the command that moved a price.
+
+**When.** After an oracle update moves a mark (or a collateral's price), and at the end of any command
+that flagged an account (a fill far from mark, a funding payment), the engine runs one pass. A pass
+evaluates only the accounts a move can reach: per margined market, accounts are indexed by the mark
+at which their maintenance buffer would be gone (their *trigger*), longs and shorts apart; per
+collateral asset, by the oracle price at which it would be. A buffer is shared evenly among an
+account's exposures, so a move that reaches no trigger cannot put the account under water, whatever
+the other prices do. Accounts whose equity may have shrunk without a price move (a fill, a fee, a
+funding payment, a withdrawal) are *dirty* and evaluated at the next pass. So a pass costs the
+accounts at risk, not all accounts.
+
+**Order.** Candidates are evaluated in account-index order from a heap; accounts a liquidation touches
+(counterparties) join the heap. Evaluating a safe account changes nothing, so the outcome does not
+depend on how conservative the index was (a restored engine, which evaluates everyone once, agrees).
+
+**Waterfall** for an account whose equity is below its maintenance margin (cross: per risk group;
+isolated: per position), stopping as soon as it is healthy again:
+
+1. cancel all its orders (their margin and locks come back);
+2. close positions into the book (IOC, reduce-only, no fee) at a limit of its bankruptcy price, so the
+   book never makes the account negative; a position larger than the market's `partial_notional`
+   closes only `partial_bps` of itself, then a cooldown (`cooldown_ms`) during which it closes whole;
+3. sell collateral through its spot market (cross only, while it owes the settlement asset), at no
+   less than the haircut value it counted for;
+4. the group's **backstop** account takes what is left at the bankruptcy price, while its notional stays
+   within the group's `backstop_cap` and its own equity covers its maintenance margin;
+5. the group's **insurance fund** account takes what is left at the bankruptcy price, while its equity
+   covers its maintenance margin;
+6. **ADL**: the rest closes against opposite positions ranked by PnL% × effective leverage (highest
+   first, ties by account index) at the bankruptcy price.
+
+An account left with no position but negative equity (collateral that fell through its haircut with
+no buyer) is made whole by the insurance fund as far as it can (else a `bad_debt` event). Nothing here
+reads a clock: every step is a function of the state and the command.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
+
+from exos.commands import canonical_json
+from exos.events import Cause, EventKind
+
+if TYPE_CHECKING:
+    from exos.engine import MarketState
+    from exos.events import RawEvent
+    from exos.margin import RiskGroup, UnifiedMargin
+
+log = structlog.get_logger(__name__)
+
+_LIQUIDATION = int(Cause.LIQUIDATION)
+_MARKET_EVENT = int(EventKind.MARKET_EVENT)
+_PPM = 1_000_000
+_BPS = 10_000
+
+
+class Liquidator:
+    """The at-risk index and the liquidation waterfall of one engine's unified margin."""
+
+    def __init__(self, margin: UnifiedMargin) -> None:
+        """An empty index over `margin`'s markets and collateral."""
+        self.margin = margin
+        self.engine = margin.engine
+        self.dirty: dict[int, None] = {}  # accounts to evaluate at the next pass (insertion order is irrelevant)
+        self.urgent: dict[int, None] = {}  # accounts to evaluate before this command ends
+        self.longs: dict[int, SortedList] = {}  # market index -> (trigger mark, account): hit when mark <= trigger
+        self.shorts: dict[int, SortedList] = {}  # market index -> (trigger mark, account): hit when mark >= trigger
+        self.by_collateral: dict[int, SortedList] = {}  # collateral asset -> (trigger price, account)
+        self.entries: dict[int, list[tuple[SortedList, tuple[int, int]]]] = {}
+        self.evaluated = 0  # accounts evaluated by the last pass (the scaling test reads it)
+        self.passes = 0
+
+    def add_market(self, ms: MarketState) -> None:
+        """Index a newly listed margined market."""
+        self.longs[ms.index] = SortedList()
+        self.shorts[ms.index] = SortedList()
+
+    def reset(self) -> None:
+        """Forget the index (after a state load: every exposed account is dirty again)."""
+        for index in self.longs:
+            self.longs[index] = SortedList()
+            self.shorts[index] = SortedList()
+        self.by_collateral = {}
+        self.entries = {}
+        self.dirty = {}
+        self.urgent = {}
+
+    # ------------------------------------------------------------ the pass
+
+    def run(self, seq: int, base: int, out: list[RawEvent], markets: list[Any], collateral: list[Any]) -> None:
+        """One pass: evaluate the accounts the moved prices reach, the dirty ones, and whoever a liquidation touches."""
+        candidates: set[int] = set(self.dirty)
+        candidates.update(self.urgent)
+        self.dirty.clear()
+        self.urgent.clear()
+        for ms in markets:
+            mark = ms.market.mark
+            if mark is None:
+                continue
+            candidates.update(account for _, account in self.longs[ms.index].irange((mark, -1), None))
+            candidates.update(account for _, account in self.shorts[ms.index].irange(None, (mark, 2**63)))
+        for c in collateral:
+            index = self.by_collateral.get(c.asset)
+            if index is not None and c.oracle is not None:
+                candidates.update(account for _, account in index.irange((c.oracle, -1), None))
+        heap = sorted(candidates)
+        queued = set(heap)
+        evaluated = 0
+        while heap:
+            account = heapq.heappop(heap)
+            queued.discard(account)
+            evaluated += 1
+            self._evaluate(account, seq, base, out)
+            if self.dirty or self.urgent:
+                for other in sorted(self.dirty.keys() | self.urgent.keys()):
+                    if other not in queued:
+                        queued.add(other)
+                        heapq.heappush(heap, other)
+                self.dirty.clear()
+                self.urgent.clear()
+        self.evaluated = evaluated
+        self.passes += 1
+
+    def _evaluate(self, account: int, seq: int, base: int, out: list[RawEvent]) -> None:
+        """Liquidate what of the account is below maintenance, then re-index it."""
+        self._unindex(account)
+        margin = self.margin
+        for group in list(margin.groups_of(account)):
+            equity, mm = margin.maintenance(account, group.asset)
+            if equity < mm:
+                self._liquidate_cross(account, group, equity, mm, seq, base, out)
+        for market in list(margin.positions.get(account, ())):
+            terms = market.isolated_terms(account)
+            if terms is not None and terms[0] < terms[2]:
+                ms = self.engine.markets[market.market_id]
+                self._liquidate_isolated(account, ms, terms, seq, base, out)
+        self.dirty.pop(account, None)
+        self.urgent.pop(account, None)
+        self._index(account)
+
+    # ------------------------------------------------------------ the index
+
+    def _unindex(self, account: int) -> None:
+        """Remove an account's triggers."""
+        for index, key in self.entries.pop(account, ()):
+            index.remove(key)
+
+    def _index(self, account: int) -> None:
+        """Insert the account's triggers: its buffer over maintenance, shared evenly among its exposures."""
+        margin = self.margin
+        entries: list[tuple[SortedList, tuple[int, int]]] = []
+        ledger = self.engine.ledger
+        for group in margin.groups_of(account):
+            equity, mm = margin.maintenance(account, group.asset)
+            buffer = equity - mm
+            if buffer < 0:
+                continue  # nothing more can be done for it now; it stays as it is until something touches it
+            exposures: list[tuple[Any, int]] = []
+            for market in margin.positions.get(account, ()):
+                if market.settlement == group.asset and market.terms(account) is not None:
+                    exposures.append((market, market.size_of(account)))
+            for c in group.collateral:
+                units = ledger.available[c.asset][account] + ledger.locked[c.asset][account]
+                if c.num and units > 0 and c.oracle is not None:
+                    exposures.append((c, units))
+            if not exposures:
+                continue
+            share = buffer // len(exposures)
+            for exposure, amount in exposures:
+                entries.append(self._trigger(exposure, amount, share, account))
+        for market in margin.positions.get(account, ()):
+            terms = market.isolated_terms(account)
+            if terms is not None and terms[0] >= terms[2]:
+                entries.append(self._trigger(market, market.size_of(account), terms[0] - terms[2], account))
+        for index, key in entries:
+            index.add(key)
+        if entries:
+            self.entries[account] = entries
+
+    def _trigger(self, exposure: Any, amount: int, share: int, account: int) -> tuple[SortedList, tuple[int, int]]:
+        """(index, key) for one exposure whose adverse move may cost at most `share` before it is re-checked."""
+        from exos.margin import Collateral
+
+        if isinstance(exposure, Collateral):
+            # value = units × price × scale × (1 − haircut): per unit of feed price it moves by at most `slope`
+            slope = -(-amount * exposure.scale_num * (_BPS - exposure.haircut_bps) // (exposure.scale_den * _BPS))
+            distance = share // max(slope, 1)
+            oracle = exposure.oracle
+            assert oracle is not None  # only priced collateral is indexed
+            return self.by_collateral.setdefault(exposure.asset, SortedList()), (oracle - distance, account)
+        market = exposure
+        # equity moves by |size| × q per tick, maintenance by at most mmr of that: the buffer's slope per tick
+        slope = -(-abs(amount) * market.q * (_PPM + market.mm_ppm_max) // _PPM)
+        distance = share // max(slope, 1)
+        mark: int = market.mark
+        if amount > 0:
+            return self.longs[market.market_id], (mark - distance, account)
+        return self.shorts[market.market_id], (mark + distance, account)
+
+    # ------------------------------------------------------------ the waterfall
+
+    def _event(self, out: list[RawEvent], seq: int, base: int, market: str, name: str, detail: dict[str, Any]) -> None:
+        """A liquidation event (cause liquidation)."""
+        out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name, canonical_json(detail).decode()))
+
+    def _who(self, account: int) -> dict[str, Any]:
+        """An account's address and sub-account for event details."""
+        address, sub = self.engine.ledger.accounts[account]
+        return {"address": "0x" + address.hex(), "sub": sub}
+
+    def _liquidate_cross(
+        self, account: int, group: RiskGroup, equity: int, mm: int, seq: int, base: int, out: list[RawEvent]
+    ) -> None:
+        """The waterfall over an account's cross holdings in one risk group."""
+        engine = self.engine
+        margin = self.margin
+        log.info("exos.liquidation.started", account=account, group=group.symbol, equity=equity, maintenance=mm)
+        self._event(out, seq, base, "", "exos.liquidation.started",
+                    {**self._who(account), "group": group.symbol, "equity": str(equity),
+                     "maintenance": str(mm)})  # fmt: skip
+        engine.cancel_account_orders(account, seq, base, out, _LIQUIDATION)
+        equity, mm = margin.maintenance(account, group.asset)
+        if equity >= mm:
+            return
+        now = engine.last_timestamp
+        targets: list[tuple[MarketState, int]] = []  # (market, lots still to close: signed like the position)
+        for market in list(margin.positions.get(account, ())):
+            if market.settlement != group.asset or market.terms(account) is None:
+                continue
+            ms = engine.markets[market.market_id]
+            size = market.size_of(account)
+            lots = abs(size)
+            if equity >= 0 and market.partial_applies(account, size, now):
+                lots = max(1, -(-lots * market.partial_bps // _BPS))
+                market.start_cooldown(account, now)
+            lots = lots if size > 0 else -lots
+            filled = self._into_book(account, ms, lots, equity, seq, base, out)
+            targets.append((ms, lots - filled))
+            equity, mm = margin.maintenance(account, group.asset)
+            if equity >= mm:
+                return
+        if engine.ledger.available[group.asset][account] < 0:
+            self._sell_collateral(account, group, seq, base, out)
+            equity, mm = margin.maintenance(account, group.asset)
+            if equity >= mm:
+                return
+        for ms, lots in targets:
+            size = margin_market(ms).size_of(account)
+            lots = lots if abs(lots) <= abs(size) and (lots > 0) == (size > 0) else size
+            if lots:
+                equity = margin.maintenance(account, group.asset)[0]
+                self._transfer_remainder(account, ms, lots, equity, group, seq, base, out)
+            equity, mm = margin.maintenance(account, group.asset)
+            if equity >= mm:
+                return
+        equity = margin.maintenance(account, group.asset)[0]
+        if equity < 0 and not any(m.settlement == group.asset for m in margin.positions.get(account, ())):
+            self._cover_deficit(account, group, -equity, seq, base, out)
+
+    def _liquidate_isolated(
+        self, account: int, ms: MarketState, terms: tuple[int, int, int, int], seq: int, base: int,
+        out: list[RawEvent],
+    ) -> None:  # fmt: skip
+        """The waterfall over one isolated position (its own margin only; never the account's other funds)."""
+        engine = self.engine
+        market: Any = ms.market
+        equity = terms[0]
+        group = self.margin.groups[market.settlement]
+        self._event(out, seq, base, ms.name, "exos.liquidation.started",
+                    {**self._who(account), "group": group.symbol, "isolated": True, "equity": str(equity),
+                     "maintenance": str(terms[2])})  # fmt: skip
+        engine.cancel_market_account_orders(ms, account, seq, base, out, _LIQUIDATION)
+        size = market.size_of(account)
+        lots = abs(size)
+        now = engine.last_timestamp
+        if equity >= 0 and market.partial_applies(account, size, now):
+            lots = max(1, -(-lots * market.partial_bps // _BPS))
+            market.start_cooldown(account, now)
+        lots = lots if size > 0 else -lots
+        filled = self._into_book(account, ms, lots, equity, seq, base, out)
+        terms_now = market.isolated_terms(account)
+        if terms_now is None or terms_now[0] >= terms_now[2]:
+            return
+        remainder = lots - filled
+        size = market.size_of(account)
+        if remainder and (remainder > 0) == (size > 0):
+            remainder = remainder if abs(remainder) <= abs(size) else size
+            self._transfer_remainder(account, ms, remainder, terms_now[0], group, seq, base, out)
+
+    @staticmethod
+    def bankruptcy_price(mark: int, equity: int, lots: int, q: int) -> int:
+        """The price at which closing `lots` (signed like the position) leaves equity at zero, rounded for the account.
+
+        Closing x lots of a long at p changes equity by x·(p − mark)·q, so p = mark − equity / (x·q),
+        rounded up for a long (it sells) and down for a short (it buys)."""
+        if lots > 0:
+            return mark - (equity // (lots * q))  # ceil(mark − e/(x q)) = mark − floor(e/(x q))
+        return mark + (equity // (-lots * q))
+
+    def _into_book(
+        self, account: int, ms: MarketState, lots: int, equity: int, seq: int, base: int, out: list[RawEvent]
+    ) -> int:
+        """Close `lots` (signed like the position) into the book, no worse than the bankruptcy price; lots filled."""
+        market: Any = ms.market
+        limit = self.bankruptcy_price(market.mark, equity, lots, market.q)
+        limit = max(limit, 1)
+        side = 1 if lots > 0 else 0  # a long sells, a short buys
+        filled = self.engine.system_order(ms, account, side, limit, abs(lots), seq, base, out, _LIQUIDATION)
+        self._event(out, seq, base, ms.name, "exos.liquidation.book",
+                    {**self._who(account), "size": str(abs(lots)), "filled": str(filled),
+                     "limit": str(limit)})  # fmt: skip
+        return filled if lots > 0 else -filled
+
+    def _sell_collateral(self, account: int, group: RiskGroup, seq: int, base: int, out: list[RawEvent]) -> None:
+        """Sell collateral through its spot market, at no less than what it counted for, while the account owes."""
+        engine = self.engine
+        ledger = engine.ledger
+        for c in group.collateral:
+            debt = -ledger.available[group.asset][account]
+            if debt <= 0:
+                return
+            units = ledger.available[c.asset][account]
+            if c.spot is None or not c.num or units <= 0:
+                continue
+            ms = engine.markets[c.spot]
+            lot_units, q = ms.info.lot_units, ms.info.quote_per_tick_lot
+            rate = max(getattr(getattr(ms.market, "fees", None), "taker_centibps", 0), 0)
+            # a lot counts for lot_units × num / den; after the taker fee the sale must bring at least that
+            per_lot = -(-lot_units * c.num // c.den)
+            limit = -(-per_lot * _PPM // ((_PPM - rate) * q)) + 1
+            lots = min(units // lot_units, -(-debt // max(limit * q, 1)) + 1)
+            if lots <= 0:
+                continue
+            sold = engine.system_order(ms, account, 1, limit, lots, seq, base, out, _LIQUIDATION)
+            self._event(out, seq, base, ms.name, "exos.liquidation.collateral",
+                        {**self._who(account), "asset": ledger.assets[c.asset].symbol, "size": str(lots),
+                         "sold": str(sold), "limit": str(limit)})  # fmt: skip
+
+    def _transfer_remainder(
+        self, account: int, ms: MarketState, lots: int, equity: int, group: RiskGroup, seq: int, base: int,
+        out: list[RawEvent],
+    ) -> None:  # fmt: skip
+        """Backstop, then insurance fund, then ADL take `lots` (signed like the position) at the bankruptcy price."""
+        market: Any = ms.market
+        price = max(self.bankruptcy_price(market.mark, equity, lots, market.q), 1)
+        remaining = lots
+        for taker, name, cap in ((group.backstop, "exos.liquidation.backstop", group.backstop_cap),
+                                 (group.insurance, "exos.liquidation.insurance", None)):  # fmt: skip
+            if not remaining or (cap is not None and cap <= 0):
+                continue
+            take = self._capacity(taker, ms, remaining, price, group, cap)
+            if take:
+                market.transfer(self.engine.ledger_ops, account, taker, take, price)
+                self.margin.touched(taker)
+                self._event(out, seq, base, ms.name, name,
+                            {**self._who(account), "size": str(abs(take)), "price": str(price)})  # fmt: skip
+                remaining -= take
+        if remaining:
+            self._adl(account, ms, remaining, price, seq, base, out)
+        self.engine.reclip(ms, seq, base, out, _LIQUIDATION)
+
+    def _capacity(self, taker: int, ms: MarketState, lots: int, price: int, group: RiskGroup, cap: int | None) -> int:
+        """How many of `lots` (signed) the backstop or insurance account can take at `price` within its limits."""
+        market: Any = ms.market
+        margin = self.margin
+        q, mark = market.q, market.mark
+        equity, mm = margin.maintenance(taker, group.asset)
+        room = equity - mm
+        if room < 0:
+            return 0
+        per_lot_gain = (mark - price) * q if lots > 0 else (price - mark) * q  # the taker buys a long at price
+        per_lot_mm = -(-mark * q * market.mm_ppm_max // _PPM)
+        most = abs(lots)
+        if per_lot_gain < per_lot_mm:
+            most = min(most, room // (per_lot_mm - per_lot_gain))
+        if cap is not None:
+            notional = sum(m.notional_of(taker) for m in margin.positions.get(taker, ()) if m.settlement == group.asset)
+            most = min(most, max(cap - notional, 0) // max(mark * q, 1))
+        return most if lots > 0 else -most
+
+    def _adl(
+        self, account: int, ms: MarketState, lots: int, price: int, seq: int, base: int, out: list[RawEvent]
+    ) -> None:
+        """Close `lots` (signed like the account's position) against opposite positions, best ranked first."""
+        market: Any = ms.market
+        margin = self.margin
+        opposite = [(acct, size) for acct, size in market.holders() if acct != account and (size > 0) != (lots > 0)]
+        ranked = sorted(opposite, key=lambda item: (-self._adl_score(item[0], market, item[1]), item[0]))
+        remaining = lots
+        for counter, size in ranked:
+            if not remaining:
+                break
+            take = min(abs(remaining), abs(size))
+            take = take if lots > 0 else -take
+            # the account hands `take` over; the counterparty's opposite position shrinks by as much
+            market.transfer(self.engine.ledger_ops, account, counter, take, price)
+            margin.touched(counter)
+            self._event(out, seq, base, ms.name, "exos.liquidation.adl",
+                        {**self._who(account), "counterparty": self._who(counter), "size": str(abs(take)),
+                         "price": str(price)})  # fmt: skip
+            remaining -= take
+
+    def _adl_score(self, account: int, market: Any, size: int) -> int:
+        """PnL% × effective leverage as a fixed-point integer: uPnL/|entry notional| × notional/equity."""
+        upnl, notional, basis = market.pnl_of(account)
+        isolated = market.isolated_terms(account)
+        equity = isolated[0] if isolated is not None else self.margin.equity(account, market.settlement)
+        return int(upnl * notional * (1 << 64) // (max(abs(basis), 1) * max(equity, 1)))
+
+    def _cover_deficit(
+        self, account: int, group: RiskGroup, deficit: int, seq: int, base: int, out: list[RawEvent]
+    ) -> None:
+        """The insurance fund pays what an account without positions still owes, as far as its free equity goes."""
+        margin = self.margin
+        ledger = self.engine.ledger
+        equity, mm = margin.maintenance(group.insurance, group.asset)
+        paid = max(0, min(deficit, equity - mm, ledger.available[group.asset][group.insurance]))
+        if paid:
+            ledger.move_available(group.insurance, group.asset, paid, account)
+            margin.touched(group.insurance)
+            self._event(out, seq, base, "", "exos.liquidation.insurance_cover",
+                        {**self._who(account), "group": group.symbol, "amount": str(paid)})  # fmt: skip
+        if paid < deficit:
+            log.warning("exos.liquidation.bad_debt", account=account, group=group.symbol, amount=deficit - paid)
+            self._event(out, seq, base, "", "exos.liquidation.bad_debt",
+                        {**self._who(account), "group": group.symbol, "amount": str(deficit - paid)})  # fmt: skip
+
+
+def margin_market(ms: MarketState) -> Any:
+    """A margined market's object (the `MarginedMarket` the state holds)."""
+    return ms.market

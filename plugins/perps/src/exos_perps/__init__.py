@@ -1,0 +1,1 @@
+"""exos perpetual futures: the "perp" market type (entry point `perps` in group `exos`)."""

@@ -1,0 +1,18 @@
+"""The perps plugin's hook implementations (entry point `perps` in group `exos`)."""
+
+from __future__ import annotations
+
+from exos.hookspecs import Register, hookimpl
+from exos_perps.market_type import PerpMargin, PerpMarketType
+
+
+@hookimpl
+def exos_register_market_types(register: Register) -> None:
+    """Register the linear perpetual market type."""
+    register(PerpMarketType())
+
+
+@hookimpl
+def exos_register_margin_providers(register: Register) -> None:
+    """Register the perpetuals' margin provider."""
+    register(PerpMargin())
