@@ -557,7 +557,7 @@ class Engine:
             elif kind == _DELAYED_TIMER:
                 self._release(arg1, now, seq, base, out)
             elif kind == TimerKind.ORACLE:
-                self._oracle_expired(arg0, now, seq, base, out)
+                self._oracle_expired(arg0, timer[0], now, seq, base, out)
             elif kind == _MARKET_TIMER:
                 ms = self.markets[arg0]
                 context = Context(self, arg0, (b"", 0), b"", seq, base, out, _SYSTEM)
@@ -1356,15 +1356,18 @@ class Engine:
         if when is not None:
             self.timers.add(when, TimerKind.ORACLE, index, 0)
 
-    def _oracle_expired(self, index: int, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
-        """A source may have grown too old: report the feed's new state (cause system) if it did."""
+    def _oracle_expired(self, index: int, due: int, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
+        """A source may have grown too old at `due`: report the feed's state at `now` (cause system) if it did.
+
+        The timer may fire late (the first command after a quiet spell): what counts is whether fewer
+        sources are live now than just before it was due."""
         name = list(self.oracles)[index]
         feed = self.oracles[name]
         fired = (seq, index)  # several sources may expire at once: one report per feed per command
         if fired == self._oracle_reported:
             return
         live = feed.live(now)
-        if live < feed.live(now - 1):
+        if live < feed.live(due - 1):
             self._oracle_reported = fired
             value = feed.value(now)
             out.append((seq, len(out) - base, _SYSTEM, int(EventKind.ORACLE_UPDATED), name, "", value or 0, live))

@@ -219,7 +219,6 @@ class Liquidator:
         """The waterfall over an account's cross holdings in one risk group."""
         engine = self.engine
         margin = self.margin
-        log.info("exos.liquidation.started", account=account, group=group.symbol, equity=equity, maintenance=mm)
         self._event(out, seq, base, "", "exos.liquidation.started",
                     {**self._who(account), "group": group.symbol, "equity": str(equity),
                      "maintenance": str(mm)})  # fmt: skip
@@ -294,10 +293,11 @@ class Liquidator:
 
     @staticmethod
     def bankruptcy_price(mark: int, equity: int, lots: int, q: int) -> int:
-        """The price at which closing `lots` (signed like the position) leaves equity at zero, rounded for the account.
+        """The price at which closing a position of `lots` (signed) leaves equity at zero, rounded for the account.
 
         Closing x lots of a long at p changes equity by x·(p − mark)·q, so p = mark − equity / (x·q),
-        rounded up for a long (it sells) and down for a short (it buys)."""
+        rounded up for a long (it sells) and down for a short (it buys). Closing only a fraction f of
+        the position there leaves (1 − f) of the equity."""
         if lots > 0:
             return mark - (equity // (lots * q))  # ceil(mark − e/(x q)) = mark − floor(e/(x q))
         return mark + (equity // (-lots * q))
@@ -307,8 +307,8 @@ class Liquidator:
     ) -> int:
         """Close `lots` (signed like the position) into the book, no worse than the bankruptcy price; lots filled."""
         market: Any = ms.market
-        limit = self.bankruptcy_price(market.mark, equity, lots, market.q)
-        limit = max(limit, 1)
+        # the whole position's bankruptcy price: closing a fraction f there leaves (1 − f) of the equity
+        limit = max(self.bankruptcy_price(market.mark, equity, market.size_of(account), market.q), 1)
         side = 1 if lots > 0 else 0  # a long sells, a short buys
         filled = self.engine.system_order(ms, account, side, limit, abs(lots), seq, base, out, _LIQUIDATION)
         self._event(out, seq, base, ms.name, "exos.liquidation.book",
@@ -347,7 +347,7 @@ class Liquidator:
     ) -> None:  # fmt: skip
         """Backstop, then insurance fund, then ADL take `lots` (signed like the position) at the bankruptcy price."""
         market: Any = ms.market
-        price = max(self.bankruptcy_price(market.mark, equity, lots, market.q), 1)
+        price = max(self.bankruptcy_price(market.mark, equity, market.size_of(account), market.q), 1)
         remaining = lots
         for taker, name, cap in ((group.backstop, "exos.liquidation.backstop", group.backstop_cap),
                                  (group.insurance, "exos.liquidation.insurance", None)):  # fmt: skip

@@ -415,10 +415,14 @@ class UnifiedMargin:
     def check_invariants(self) -> None:
         """No account's equity is negative in any group, nor any isolated position's (liquidation leaves none)."""
         ledger = self.engine.ledger
+        venue = {ledger.fee_account}  # the venue's own books: a pool holds −Σ basis and may be below zero
+        for group in self.groups.values():
+            for ms in group.markets:
+                venue.update(getattr(ms.market, "venue_accounts", ()))
         for asset, group in sorted(self.groups.items()):
             column = ledger.available[asset]
             for account in range(len(ledger.accounts)):
-                if account not in self.positions and column[account] >= 0:
+                if account in venue or (account not in self.positions and column[account] >= 0):
                     continue
                 equity = self.equity(account, asset)
                 if equity < 0:

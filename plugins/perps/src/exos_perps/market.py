@@ -354,6 +354,11 @@ class PerpMarket:
         return (position[2] + upnl, self.initial_margin(notional, settings[0]), self.maintenance_margin(notional),
                 notional)  # fmt: skip
 
+    @property
+    def venue_accounts(self) -> tuple[int, int]:
+        """The market's own accounts (its pool and its isolated margins): never a trader's."""
+        return self.pool, self.isolated_account
+
     def size_of(self, account: int) -> int:
         """The account's position in lots (0: none)."""
         position = self.positions.get(account)

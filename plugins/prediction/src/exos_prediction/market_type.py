@@ -111,6 +111,40 @@ class PredictionMarketType:
             raise ValueError("params.in_play: true or false")
         return OutcomeEvent(name, size, neg_risk, source.create(params), params)
 
+    # ------------------------------------------------------------ unified margin
+
+    def collateral_value(self, account: int, asset: int, locked: bool) -> int:
+        """The least the account's shares in events collateralised in `asset` can pay, whatever the outcome.
+
+        A standalone market pays min(YES, NO) for sure (a pair is worth one unit); a neg-risk event pays
+        at least min over winners w of YES_w + Σ_{i≠w} NO_i (a void pays the average, never less).
+        Unified margin counts this as collateral; `locked` adds shares that back open sell orders."""
+        view = self.view
+        assert view is not None
+        total = 0
+        for event in self.events.values():
+            if event.collateral != asset or event.phase in ("settled", "void"):
+                continue
+            yes: list[int] = []
+            no: list[int] = []
+            for market in event.members:
+                if market is None:
+                    yes.append(0)
+                    no.append(0)
+                    continue
+                y_available, y_locked = view.balance(account, market.yes)
+                n_available, n_locked = view.balance(account, market.no)
+                yes.append(y_available + (y_locked if locked else 0))
+                no.append(n_available + (n_locked if locked else 0))
+            if not any(yes) and not any(no):
+                continue
+            if not event.neg_risk:
+                total += min(yes[0], no[0])
+            else:
+                total_no = sum(no)
+                total += min(yes[i] + total_no - no[i] for i in range(event.size))
+        return total
+
     # ------------------------------------------------------------ state
 
     def dump(self) -> bytes:
@@ -151,8 +185,9 @@ class PredictionMarketType:
 
 
 class PredictionMargin(FullyCollateralised):
-    """Outcome positions are fully collateralised here: an account needs exactly what its orders lock.
+    """Outcome orders are fully collateralised: an account needs exactly what its orders lock.
 
-    Netting a YES against its NO (and against perpetual positions) comes with unified margin."""
+    Held shares count toward unified margin at their worst-case payout (`collateral_value`), where a
+    YES and its NO net and a neg-risk event's legs net across the event."""
 
     name = "prediction"
