@@ -38,12 +38,12 @@ reads a clock: every step is a function of the state and the command.
 from __future__ import annotations
 
 import heapq
+import json
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
-from exos.commands import canonical_json
 from exos.events import Cause, EventKind
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class Liquidator:
         self.entries: dict[int, list[tuple[SortedList, tuple[int, int]]]] = {}
         self.evaluated = 0  # accounts evaluated by the last pass (the scaling test reads it)
         self.passes = 0
+        self._rankings: dict[tuple[int, bool], list[int]] = {}  # ADL order per (market, side), for one pass
 
     def add_market(self, ms: MarketState) -> None:
         """Index a newly listed margined market."""
@@ -108,6 +109,7 @@ class Liquidator:
             index = self.by_collateral.get(c.asset)
             if index is not None and c.oracle is not None:
                 candidates.update(account for _, account in index.irange((c.oracle, -1), None))
+        self._rankings = {}
         heap = sorted(candidates)
         queued = set(heap)
         evaluated = 0
@@ -125,15 +127,19 @@ class Liquidator:
                 self.urgent.clear()
         self.evaluated = evaluated
         self.passes += 1
+        self._rankings = {}
 
     def _evaluate(self, account: int, seq: int, base: int, out: list[RawEvent]) -> None:
-        """Liquidate what of the account is below maintenance, then re-index it."""
+        """Liquidate what of the account is below maintenance, then re-index it on what is left."""
         self._unindex(account)
         margin = self.margin
+        buffers: list[tuple[RiskGroup, int]] = []
         for group in list(margin.groups_of(account)):
             equity, mm = margin.maintenance(account, group.asset)
             if equity < mm:
                 self._liquidate_cross(account, group, equity, mm, seq, base, out)
+                equity, mm = margin.maintenance(account, group.asset)
+            buffers.append((group, equity - mm))
         for market in list(margin.positions.get(account, ())):
             terms = market.isolated_terms(account)
             if terms is not None and terms[0] < terms[2]:
@@ -141,7 +147,7 @@ class Liquidator:
                 self._liquidate_isolated(account, ms, terms, seq, base, out)
         self.dirty.pop(account, None)
         self.urgent.pop(account, None)
-        self._index(account)
+        self._index(account, buffers)
 
     # ------------------------------------------------------------ the index
 
@@ -150,19 +156,18 @@ class Liquidator:
         for index, key in self.entries.pop(account, ()):
             index.remove(key)
 
-    def _index(self, account: int) -> None:
-        """Insert the account's triggers: its buffer over maintenance, shared evenly among its exposures."""
+    def _index(self, account: int, buffers: list[tuple[RiskGroup, int]]) -> None:
+        """Insert the account's triggers: each group's buffer over maintenance, shared evenly among its exposures."""
         margin = self.margin
         entries: list[tuple[SortedList, tuple[int, int]]] = []
         ledger = self.engine.ledger
-        for group in margin.groups_of(account):
-            equity, mm = margin.maintenance(account, group.asset)
-            buffer = equity - mm
+        held = margin.positions.get(account, ())
+        for group, buffer in buffers:
             if buffer < 0:
                 continue  # nothing more can be done for it now; it stays as it is until something touches it
             exposures: list[tuple[Any, int]] = []
-            for market in margin.positions.get(account, ()):
-                if market.settlement == group.asset and market.terms(account) is not None:
+            for market in held:
+                if market.settlement == group.asset and market.maintenance_terms(account) is not None:
                     exposures.append((market, market.size_of(account)))
             for c in group.collateral:
                 units = ledger.available[c.asset][account] + ledger.locked[c.asset][account]
@@ -173,7 +178,7 @@ class Liquidator:
             share = buffer // len(exposures)
             for exposure, amount in exposures:
                 entries.append(self._trigger(exposure, amount, share, account))
-        for market in margin.positions.get(account, ()):
+        for market in held:
             terms = market.isolated_terms(account)
             if terms is not None and terms[0] >= terms[2]:
                 entries.append(self._trigger(market, market.size_of(account), terms[0] - terms[2], account))
@@ -206,7 +211,9 @@ class Liquidator:
 
     def _event(self, out: list[RawEvent], seq: int, base: int, market: str, name: str, detail: dict[str, Any]) -> None:
         """A liquidation event (cause liquidation)."""
-        out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name, canonical_json(detail).decode()))
+        # the details are ints and strings the waterfall builds itself: plain sorted JSON is canonical for them
+        out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name,
+                    json.dumps(detail, sort_keys=True, separators=(",", ":"))))  # fmt: skip
 
     def _who(self, account: int) -> dict[str, Any]:
         """An account's address and sub-account for event details."""
@@ -386,24 +393,41 @@ class Liquidator:
     def _adl(
         self, account: int, ms: MarketState, lots: int, price: int, seq: int, base: int, out: list[RawEvent]
     ) -> None:
-        """Close `lots` (signed like the account's position) against opposite positions, best ranked first."""
+        """Close `lots` (signed like the account's position) against opposite positions, best ranked first.
+
+        The ranking is computed once per pass and side (as Hyperliquid ranks once per event) and walked
+        with the positions as they are now; if it runs dry, it is computed again."""
         market: Any = ms.market
         margin = self.margin
-        opposite = [(acct, size) for acct, size in market.holders() if acct != account and (size > 0) != (lots > 0)]
-        ranked = sorted(opposite, key=lambda item: (-self._adl_score(item[0], market, item[1]), item[0]))
         remaining = lots
-        for counter, size in ranked:
+        for attempt in range(2):
+            for counter in self._ranking(market, lots > 0, fresh=attempt > 0):
+                if not remaining:
+                    return
+                size = market.size_of(counter)
+                if counter == account or size == 0 or (size > 0) == (lots > 0):
+                    continue
+                take = min(abs(remaining), abs(size))
+                take = take if lots > 0 else -take
+                # the account hands `take` over; the counterparty's opposite position shrinks by as much
+                market.transfer(self.engine.ledger_ops, account, counter, take, price)
+                margin.touched(counter)
+                self._event(out, seq, base, ms.name, "exos.liquidation.adl",
+                            {**self._who(account), "counterparty": self._who(counter), "size": str(abs(take)),
+                             "price": str(price)})  # fmt: skip
+                remaining -= take
             if not remaining:
-                break
-            take = min(abs(remaining), abs(size))
-            take = take if lots > 0 else -take
-            # the account hands `take` over; the counterparty's opposite position shrinks by as much
-            market.transfer(self.engine.ledger_ops, account, counter, take, price)
-            margin.touched(counter)
-            self._event(out, seq, base, ms.name, "exos.liquidation.adl",
-                        {**self._who(account), "counterparty": self._who(counter), "size": str(abs(take)),
-                         "price": str(price)})  # fmt: skip
-            remaining -= take
+                return
+
+    def _ranking(self, market: Any, against_longs: bool, *, fresh: bool) -> list[int]:
+        """Holders opposite a liquidated long (shorts) or short (longs), in ADL order, computed once per pass."""
+        key = (market.market_id, against_longs)
+        ranked = None if fresh else self._rankings.get(key)
+        if ranked is None:
+            opposite = [(a, size) for a, size in market.holders() if (size > 0) != against_longs]
+            scored = sorted(opposite, key=lambda item: (-self._adl_score(item[0], market, item[1]), item[0]))
+            ranked = self._rankings[key] = [a for a, _ in scored]
+        return ranked
 
     def _adl_score(self, account: int, market: Any, size: int) -> int:
         """PnL% × effective leverage as a fixed-point integer: uPnL/|entry notional| × notional/equity."""

@@ -352,8 +352,14 @@ class UnifiedMargin:
     def maintenance(self, account: int, asset: int) -> tuple[int, int]:
         """(equity, maintenance margin) of the account's cross holdings in group `asset`."""
         group = self.groups[asset]
-        gain, loss, _, mm, _ = self.cross(account, group)
-        return self.values(account, group, True) + gain + loss, mm
+        upnl = mm = 0
+        for market in self.positions.get(account, ()):
+            if market.settlement == asset:
+                terms = market.maintenance_terms(account)
+                if terms is not None:
+                    upnl += terms[0]
+                    mm += terms[1]
+        return self.values(account, group, True) + upnl, mm
 
     def equity(self, account: int, asset: int) -> int:
         """Everything the account owns in the group at mark (cross positions; isolated ones are their own)."""

@@ -227,6 +227,10 @@ class MarginedMarket(Market, Protocol):
         """(uPnL, initial margin, maintenance margin, notional) of a cross position at mark, or None."""
         ...
 
+    def maintenance_terms(self, account: int) -> tuple[int, int] | None:
+        """(uPnL, maintenance margin) of a cross position at mark, or None (liquidation's cheaper `terms`)."""
+        ...
+
     def isolated_terms(self, account: int) -> tuple[int, int, int, int] | None:
         """(margin + uPnL, initial margin, maintenance margin, notional) of an isolated position, or None."""
         ...
