@@ -19,8 +19,9 @@ isolated: per position), stopping as soon as it is healthy again:
 
 1. cancel all its orders (their margin and locks come back);
 2. close positions into the book (IOC, reduce-only, no fee) at a limit of its bankruptcy price, so the
-   book never makes the account negative; a position larger than the market's `partial_notional`
-   closes only `partial_bps` of itself, then a cooldown (`cooldown_ms`) during which it closes whole;
+   book never makes the account negative; a position larger than the market's `partial_notional`,
+   while equity is at least 2/3 of maintenance, closes only `partial_bps` of itself, then a cooldown
+   (`cooldown_ms`) during which it closes whole (below 2/3, as Hyperliquid's backstop does, it is whole);
 3. sell collateral through its spot market (cross only, while it owes the settlement asset), at no
    less than the haircut value it counted for;
 4. the group's **backstop** account takes what is left at the bankruptcy price, while its notional stays
@@ -133,6 +134,10 @@ class Liquidator:
         """Liquidate what of the account is below maintenance, then re-index it on what is left."""
         self._unindex(account)
         margin = self.margin
+        if account in margin.venue_accounts:
+            self.dirty.pop(account, None)
+            self.urgent.pop(account, None)
+            return
         buffers: list[tuple[RiskGroup, int]] = []
         for group in list(margin.groups_of(account)):
             equity, mm = margin.maintenance(account, group.asset)
@@ -163,8 +168,8 @@ class Liquidator:
         ledger = self.engine.ledger
         held = margin.positions.get(account, ())
         for group, buffer in buffers:
-            if buffer < 0:
-                continue  # nothing more can be done for it now; it stays as it is until something touches it
+            # an account still under maintenance (a partial liquidation, a cooldown) is hit by any adverse move
+            buffer = max(buffer, 0)
             exposures: list[tuple[Any, int]] = []
             for market in held:
                 if market.settlement == group.asset and market.maintenance_terms(account) is not None:
@@ -180,8 +185,8 @@ class Liquidator:
                 entries.append(self._trigger(exposure, amount, share, account))
         for market in held:
             terms = market.isolated_terms(account)
-            if terms is not None and terms[0] >= terms[2]:
-                entries.append(self._trigger(market, market.size_of(account), terms[0] - terms[2], account))
+            if terms is not None:
+                entries.append(self._trigger(market, market.size_of(account), max(terms[0] - terms[2], 0), account))
         for index, key in entries:
             index.add(key)
         if entries:
@@ -241,7 +246,7 @@ class Liquidator:
             ms = engine.markets[market.market_id]
             size = market.size_of(account)
             lots = abs(size)
-            if equity >= 0 and market.partial_applies(account, size, now):
+            if 3 * equity >= 2 * mm and market.partial_applies(account, size, now):
                 lots = max(1, -(-lots * market.partial_bps // _BPS))
                 market.start_cooldown(account, now)
             lots = lots if size > 0 else -lots
@@ -284,7 +289,7 @@ class Liquidator:
         size = market.size_of(account)
         lots = abs(size)
         now = engine.last_timestamp
-        if equity >= 0 and market.partial_applies(account, size, now):
+        if 3 * equity >= 2 * terms[2] and market.partial_applies(account, size, now):
             lots = max(1, -(-lots * market.partial_bps // _BPS))
             market.start_cooldown(account, now)
         lots = lots if size > 0 else -lots
@@ -439,20 +444,33 @@ class Liquidator:
     def _cover_deficit(
         self, account: int, group: RiskGroup, deficit: int, seq: int, base: int, out: list[RawEvent]
     ) -> None:
-        """The insurance fund pays what an account without positions still owes, as far as its free equity goes."""
+        """An account with no position left and equity below zero: the insurance fund pays, as far as it is free.
+
+        What it cannot pay is the venue's loss: the group's bad-debt account takes over the account's
+        collateral and what it still owes, so no trader is left below zero (collateral that fell through
+        its haircut with no buyer)."""
         margin = self.margin
         ledger = self.engine.ledger
-        equity, mm = margin.maintenance(group.insurance, group.asset)
-        paid = max(0, min(deficit, equity - mm, ledger.available[group.asset][group.insurance]))
+        asset = group.asset
+        equity, mm = margin.maintenance(group.insurance, asset)
+        paid = max(0, min(deficit, equity - mm, ledger.available[asset][group.insurance]))
         if paid:
-            ledger.move_available(group.insurance, group.asset, paid, account)
+            ledger.move_available(group.insurance, asset, paid, account)
             margin.touched(group.insurance)
             self._event(out, seq, base, "", "exos.liquidation.insurance_cover",
                         {**self._who(account), "group": group.symbol, "amount": str(paid)})  # fmt: skip
-        if paid < deficit:
-            log.warning("exos.liquidation.bad_debt", account=account, group=group.symbol, amount=deficit - paid)
-            self._event(out, seq, base, "", "exos.liquidation.bad_debt",
-                        {**self._who(account), "group": group.symbol, "amount": str(deficit - paid)})  # fmt: skip
+        if paid >= deficit:
+            return
+        for c in group.collateral:
+            units = ledger.available[c.asset][account]
+            if units > 0:
+                ledger.move_available(account, c.asset, units, group.bad_debt)
+        owed = -ledger.available[asset][account]
+        if owed > 0:
+            ledger.move_available(group.bad_debt, asset, owed, account)
+        log.warning("exos.liquidation.bad_debt", account=account, group=group.symbol, amount=deficit - paid)
+        self._event(out, seq, base, "", "exos.liquidation.bad_debt",
+                    {**self._who(account), "group": group.symbol, "amount": str(deficit - paid)})  # fmt: skip
 
 
 def margin_market(ms: MarketState) -> Any:

@@ -155,9 +155,13 @@ class Collateral:
 class RiskGroup:
     """A settlement asset with its margined markets, its collateral and its venue accounts."""
 
-    __slots__ = ("asset", "backstop", "backstop_cap", "collateral", "dust", "insurance", "markets", "symbol")
+    __slots__ = (
+        "asset", "backstop", "backstop_cap", "bad_debt", "collateral", "dust", "insurance", "markets", "symbol",
+    )  # fmt: skip
 
-    def __init__(self, asset: int, symbol: str, backstop_cap: int, dust: int, insurance: int, backstop: int) -> None:
+    def __init__(
+        self, asset: int, symbol: str, backstop_cap: int, dust: int, insurance: int, backstop: int, bad_debt: int
+    ) -> None:
         """A group over `asset` whose backstop may hold at most `backstop_cap` of notional."""
         self.asset = asset
         self.symbol = symbol
@@ -165,6 +169,7 @@ class RiskGroup:
         self.dust = dust
         self.insurance = insurance
         self.backstop = backstop
+        self.bad_debt = bad_debt  # takes over what no buyer, backstop or insurance could: the venue's own loss
         self.markets: list[MarketState] = []
         self.collateral: list[Collateral] = []
 
@@ -190,6 +195,8 @@ class UnifiedMargin:
         self.positions: dict[int, list[Any]] = {}  # account -> margined markets where it holds a position
         self.by_feed: dict[str, list[Any]] = {}  # oracle feed -> the margined markets and collateral it prices
         self.share_sources: list[Any] = []  # market types that value outcome shares at their worst case
+        # the venue's own books (fees, pools, isolated margins, bad debt): never margined, never liquidated
+        self.venue_accounts: set[int] = set()
         self._system_address = system_address
         for name in sorted(engine.plugins.market_types):
             market_type = engine.plugins.market_types[name]
@@ -217,8 +224,10 @@ class UnifiedMargin:
         dust = ledger.open_account(dust_address, 0) if dust_address is not None else ledger.fee_account
         insurance = ledger.open_account(self._system_address(f"insurance/{symbol}"), 0)
         backstop = ledger.open_account(self._system_address(f"backstop/{symbol}"), 0)
-        group = RiskGroup(asset, symbol, cap, dust, insurance, backstop)
+        bad_debt = ledger.open_account(self._system_address(f"bad-debt/{symbol}"), 0)
+        group = RiskGroup(asset, symbol, cap, dust, insurance, backstop, bad_debt)
         self.groups[asset] = group
+        self.venue_accounts.update((ledger.fee_account, bad_debt))
         for c in self.collateral:
             if c.group == asset:
                 group.collateral.append(c)
@@ -255,6 +264,7 @@ class UnifiedMargin:
             if c.spot is None and ms.info.base_asset == c.asset and ms.info.quote_asset == c.group:
                 c.spot = ms.index
         market.bind_margin(self)
+        self.venue_accounts.update(getattr(market, "venue_accounts", ()))
         self.liquidator.add_market(ms)
 
     def spot_listed(self, ms: MarketState) -> None:
@@ -421,10 +431,7 @@ class UnifiedMargin:
     def check_invariants(self) -> None:
         """No account's equity is negative in any group, nor any isolated position's (liquidation leaves none)."""
         ledger = self.engine.ledger
-        venue = {ledger.fee_account}  # the venue's own books: a pool holds −Σ basis and may be below zero
-        for group in self.groups.values():
-            for ms in group.markets:
-                venue.update(getattr(ms.market, "venue_accounts", ()))
+        venue = self.venue_accounts  # a pool holds −Σ basis, the bad-debt account the venue's losses: below zero
         for asset, group in sorted(self.groups.items()):
             column = ledger.available[asset]
             for account in range(len(ledger.accounts)):
