@@ -99,7 +99,10 @@ class View:
         whole base; one tick on one lot (lot_units base units) is quote_per_tick_lot quote units, so
         P = ticks × 10^decimals × quote_per_tick_lot × 10^base_decimals / (lot_units × 10^quote_decimals)."""
         engine = self._engine
-        decimals = next(o.decimals for o in engine.manifest.oracles if o.name == feed)
+        spec = next((o for o in engine.manifest.oracles if o.name == feed), None)
+        if spec is None:
+            raise KeyError(f"the manifest names no [[oracles]] feed {feed!r}")
+        decimals = spec.decimals
         info = engine.markets[market_id].info
         num: int = 10**decimals * info.quote_per_tick_lot * 10**info.base_decimals
         den: int = info.lot_units * 10**info.quote_decimals
