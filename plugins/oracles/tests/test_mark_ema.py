@@ -1,7 +1,8 @@
 """mark_ema through a real engine (mark_ema.toml): keepers' pokes sample the book into an integer EMA, a perpetual
 priced by it trades once it has a price, the cap and the move clamp hold, and a journal replays to the same state.
 
-Every expected value is computed by hand with the documented rule ema = (ema × tau + sample × dt) // (tau + dt)."""
+Every expected value is computed by hand with the documented rule ema = (ema × tau + sample × dt) // (tau + dt), kept
+in 10^-9 of a unit: the value is the floor of the exact EMA (the fractions below), never of a floored one."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_a_poke_samples_the_book_in_the_feeds_units() -> None:
     updated = EventReader.of(events, E.OracleUpdated)
     assert [(e.feed, e.price, e.live_sources) for e in updated] == [("SPOT-EMA", 100, 1)]
     poke(venue, "SPOT-EMA", 100_000 + 3 * TAU)
-    # median(15000, 15101) = 15050 ticks = 151 USD; (100 × 60000 + 151 × 180000) // 240000 = 138 (138.25)
+    # median(15000, 15101) = 15050 ticks = 151 USD; (100 × 60000 + 151 × 180000) / 240000 = 138.25
     assert venue.engine.oracle_price("SPOT-EMA") == 138
 
 
@@ -86,15 +87,15 @@ def test_a_hyperp_trades_once_pokes_give_it_a_price() -> None:
         assert venue.rejection() == "ORACLE"
         assert venue.engine.state_hash() == before
     poke(venue, "X-EMA", 130_000)
-    # median(103, 105, 105) = 105; (100 × 60000 + 105 × 30000) // 90000 = 101 (101.67)
+    # median(103, 105, 105) = 105; (100 × 60000 + 105 × 30000) / 90000 = 101 2/3
     assert venue.engine.oracle_price("X-EMA") == market.mark == 101
     poke(venue, "X-EMA", 190_000)
-    assert venue.engine.oracle_price("X-EMA") == market.mark == 103  # (101 × 60000 + 105 × 60000) // 120000
+    assert venue.engine.oracle_price("X-EMA") == market.mark == 103  # (101 2/3 + 105) / 2 = 103 1/3
     venue.cancel(A, "X-PERP", bid)
     venue.submit(C.CancelAll(actor=C.Actor(B), timestamp=venue.tick(), market="X-PERP"))
     assert venue.engine.view.best_prices(X_PERP) == (None, None)
     poke(venue, "X-EMA", 250_000)
-    assert venue.engine.oracle_price("X-EMA") == 104  # the last trade alone: (103 × 60000 + 105 × 60000) // 120000
+    assert venue.engine.oracle_price("X-EMA") == 104  # the last trade alone: (103 1/3 + 105) / 2 = 104 1/6
     venue.engine.check_invariants()
 
 
@@ -122,6 +123,16 @@ def test_stale_past_max_age_then_live_again() -> None:
     assert venue.accepted()
 
 
+def test_small_steps_add_up() -> None:
+    """Sixty pokes a second apart toward a book at 105 take the EMA from 100 to 105 − 5 × (60/61)^60 = 103.14: in
+    whole units each step, 5 × 1000 // 61000, would floor to 0 and leave it at 100 (while a fall would move)."""
+    venue = funded(Venue(MANIFEST))
+    venue.order(A, "X-USD", 0, 10_500, 1)
+    for k in range(61):  # the first poke only starts the clock
+        poke(venue, "SPOT-EMA", 100_000 + 1_000 * k)
+    assert venue.engine.oracle_price("SPOT-EMA") == 103
+
+
 def test_the_cap_bounds_samples_at_a_multiple_of_the_seed() -> None:
     """With cap_multiple 4 a book at 1,000 USD samples as 400: the EMA goes to 250, not 550, and never passes 400."""
     venue = funded(Venue(MANIFEST))
@@ -131,7 +142,7 @@ def test_the_cap_bounds_samples_at_a_multiple_of_the_seed() -> None:
     poke(venue, "SPOT-EMA", 100_000 + TAU)
     assert venue.engine.oracle_price("SPOT-EMA") == 250  # (100 × 60000 + 400 × 60000) // 120000
     poke(venue, "SPOT-EMA", 100_000 + TAU + 1_000 * TAU)
-    assert venue.engine.oracle_price("SPOT-EMA") == 399  # (250 × 60000 + 400 × 60000000) // 60060000 = 399.85
+    assert venue.engine.oracle_price("SPOT-EMA") == 399  # (250 × 60000 + 400 × 60000000) / 60060000 = 399.85
     venue.engine.check_invariants()
 
 
@@ -150,7 +161,7 @@ def test_max_move_clamps_each_poke() -> None:
     poke(venue, "SPOT-EMA", 100_000 + 9 * TAU)
     assert engine.oracle_price("SPOT-EMA") == 110  # unclamped: (100 × 60000 + 200 × 540000) // 600000 = 190
     poke(venue, "SPOT-EMA", 100_000 + 18 * TAU)
-    assert engine.oracle_price("SPOT-EMA") == 121  # unclamped (110 × 60000 + 200 × 540000) // 600000 = 191
+    assert engine.oracle_price("SPOT-EMA") == 121  # unclamped (110 × 60000 + 200 × 540000) / 600000 = 191
 
 
 def test_a_journal_replays_to_the_same_state(tmp_path: Path) -> None:

@@ -12,12 +12,15 @@ rule the perpetuals use::
 
     ema = (ema × ema_ms + sample × dt) // (ema_ms + dt)      dt = command time since the last poke
 
-in integers only (no floats, no exp), so every machine computes the same bits. The EMA starts at
+in integers only (no floats, no exp), so every machine computes the same bits. The EMA is kept in
+10^-9 of the feed's unit and the value is its floor: in whole units the floor would swallow every
+rising step under one unit (an 8 h EMA poked each minute, ema_ms / dt = 480, would not rise until the
+sample were 480 units above it, yet would fall at every poke). The EMA starts at
 `initial_price` (the seed before the market trades); the first poke only starts the clock (dt = 0); a
 poke that finds no book price keeps the EMA and restarts the clock (time without a price carries no
 weight). With `cap_multiple` a sample above cap_multiple × initial_price counts as that bound, so the
 EMA never passes it (Hyperliquid caps a hyperp's oracle at 4× its initial mark). With `max_move_bps` one
-poke moves the EMA at most that far from where it was: the step is clamped, not refused, because the
+poke moves the value at most that far from where it was: the step is clamped, not refused, because the
 publisher cannot cure a refusal (the book, not the poke, decides the move, and the next poke only has a
 longer dt). Guards, each a refusal that changes nothing: a publisher not listed, a non-empty source, a
 price other than 0, a timestamp more than a second ahead of the command, older than `max_age_ms` or not
@@ -39,10 +42,12 @@ if TYPE_CHECKING:
 
 _BPS = 10_000
 _MAX_PRICE = 2**63 - 1  # the seed (times the cap) must fit an i64 like every price the engine reports
+FINE = 10**9  # the EMA's own units per unit of the feed's fixed point (see the module docstring)
 
 
 class MarkEmaFeed:
-    """One mark_ema feed: the EMA (in the feed's fixed point), the command time of the last poke and its stamp."""
+    """One mark_ema feed: the EMA (in FINE units of the feed's fixed point), the command time of the last poke and
+    its stamp."""
 
     def __init__(self, name: str, *, market: str, publishers: frozenset[bytes], ema_ms: int, initial_price: int,
                  max_age_ms: int, max_move_bps: int, cap_multiple: int) -> None:  # fmt: skip
@@ -53,9 +58,14 @@ class MarkEmaFeed:
         self.max_move_bps = max_move_bps
         self.cap = initial_price * cap_multiple if cap_multiple else None
         self.view: View | None = None
-        self.ema = initial_price
+        self.fine = initial_price * FINE  # the EMA
         self.sampled_ms: int | None = None  # command time of the last poke: where the next dt starts
         self.published_ms: int | None = None  # the last poke's own timestamp: liveness and ordering
+
+    @property
+    def ema(self) -> int:
+        """The EMA in the feed's fixed point (floored), live or not."""
+        return self.fine // FINE
 
     def bind(self, view: View) -> None:
         """Keep the engine's read-only view (the followed market's book); unbound, a feed sees no book."""
@@ -78,18 +88,21 @@ class MarkEmaFeed:
         return price if self.cap is None else min(price, self.cap)
 
     def _next(self, now: int) -> int:
-        """The EMA a poke at `now` would leave (nothing changes)."""
-        ema, sample = self.ema, self.sample()
+        """The EMA (FINE units) a poke at `now` would leave (nothing changes)."""
+        ema, sample = self.fine, self.sample()
         if sample is None or self.sampled_ms is None:
             return ema
         dt = now - self.sampled_ms
         tau = self.ema_ms
-        folded = (ema * tau + sample * dt) // (tau + dt)
+        folded = (ema * tau + sample * FINE * dt) // (tau + dt)
         if self.max_move_bps:
-            low = -(-ema * (_BPS - self.max_move_bps) // _BPS)
-            high = ema * (_BPS + self.max_move_bps) // _BPS
+            # the bounds are whole units around the value, so the value moves at most max_move_bps; never behind
+            # the EMA itself, so a clamp never pushes it back against the move
+            value = ema // FINE
+            low = min(ema, -(-value * (_BPS - self.max_move_bps) // _BPS) * FINE)
+            high = max(ema, value * (_BPS + self.max_move_bps) // _BPS * FINE)
             folded = max(low, min(folded, high))
-        return folded  # a weighted mean of values >= 1, floored: >= 1
+        return folded  # a weighted mean of values >= one unit, floored: >= one unit
 
     def update(self, publisher: bytes, source: str, price: int, published_ms: int, now: int) -> int:
         """A keeper's poke: sample the book into the EMA (ValueError, changing nothing, if a guard refuses it); 1."""
@@ -107,7 +120,7 @@ class MarkEmaFeed:
             raise ValueError(f"published at {published_ms}, not after the last poke ({self.published_ms})")
         if self.sampled_ms is not None and now < self.sampled_ms:
             raise ValueError(f"command time {now} is before the last poke's ({self.sampled_ms})")
-        self.ema = self._next(now)
+        self.fine = self._next(now)
         self.sampled_ms, self.published_ms = now, published_ms
         return 1
 
@@ -127,22 +140,22 @@ class MarkEmaFeed:
         return when if when > now else None
 
     def dump(self) -> bytes:
-        """Canonical JSON of the EMA and the last poke's times."""
-        state = {"ema": self.ema, "sampled_ms": self.sampled_ms, "published_ms": self.published_ms}
+        """Canonical JSON of the EMA (FINE units) and the last poke's times."""
+        state = {"ema_fine": self.fine, "sampled_ms": self.sampled_ms, "published_ms": self.published_ms}
         return json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
 
     def load(self, data: bytes) -> None:
         """Replace the state with a dump."""
         state = json.loads(data)
-        ema, sampled, published = state["ema"], state["sampled_ms"], state["published_ms"]
-        if type(ema) is not int or (sampled is None) != (published is None):
+        fine, sampled, published = state["ema_fine"], state["sampled_ms"], state["published_ms"]
+        if type(fine) is not int or (sampled is None) != (published is None):
             raise ValueError(f"{self.name}: not a mark_ema dump: {data!r}")
-        self.ema, self.sampled_ms, self.published_ms = ema, sampled, published
+        self.fine, self.sampled_ms, self.published_ms = fine, sampled, published
 
     def check_invariants(self) -> None:
         """The EMA is positive and within the cap; a poked feed has both times."""
-        assert self.ema >= 1, f"{self.name}: the EMA {self.ema} is not positive"
-        assert self.cap is None or self.ema <= self.cap, f"{self.name}: the EMA {self.ema} is above the cap {self.cap}"
+        assert self.fine >= FINE, f"{self.name}: the EMA {self.fine}e-9 is below one unit"
+        assert self.cap is None or self.fine <= self.cap * FINE, f"{self.name}: the EMA {self.fine}e-9 passes the cap"
         assert (self.sampled_ms is None) == (self.published_ms is None), f"{self.name}: one poke time without the other"
 
 
