@@ -185,6 +185,9 @@ class Engine:
             bind = getattr(market_type, "bind", None)
             if bind is not None:
                 bind(self.view)
+        for feed in self.oracles.values():  # a feed that reads the venue's own books (mark_ema) binds the same way
+            if hasattr(feed, "bind"):
+                feed.bind(self.view)
         self._listing_out: tuple[list[RawEvent], int, int] | None = None
         self._journal: Any = None
         self._files: Any = None

@@ -78,6 +78,36 @@ class View:
         bid, ask = book.best_bid(), book.best_ask()
         return (bid[0] if bid else None), (ask[0] if ask else None)
 
+    def market_index(self, name: str) -> int | None:
+        """The id (index) of a listed market by name, or None while no market of that name is listed."""
+        try:
+            index: int = self._engine.market_state(name).index
+            return index
+        except KeyError:
+            return None
+
+    def last_trade(self, market_id: int) -> int | None:
+        """The price (ticks) of a market's last trade, for market types that keep one as `last_price` (perpetuals
+        do; spot keeps none), else None."""
+        last = getattr(self._engine.markets[market_id].market, "last_price", None)
+        return last if type(last) is int else None
+
+    def feed_units(self, market_id: int, ticks: int, feed: str) -> int:
+        """A price in a market's ticks expressed in a feed's fixed point (its manifest `decimals`), rounded half up.
+
+        The inverse of the engine's feed-to-ticks conversion: a feed price P means P / 10^decimals quote per
+        whole base; one tick on one lot (lot_units base units) is quote_per_tick_lot quote units, so
+        P = ticks × 10^decimals × quote_per_tick_lot × 10^base_decimals / (lot_units × 10^quote_decimals)."""
+        engine = self._engine
+        spec = next((o for o in engine.manifest.oracles if o.name == feed), None)
+        if spec is None:
+            raise KeyError(f"the manifest names no [[oracles]] feed {feed!r}")
+        decimals = spec.decimals
+        info = engine.markets[market_id].info
+        num: int = 10**decimals * info.quote_per_tick_lot * 10**info.base_decimals
+        den: int = info.lot_units * 10**info.quote_decimals
+        return (2 * ticks * num + den) // (2 * den)
+
     def depth(self, market_id: int, side: int, levels: int) -> list[tuple[int, int, int]]:
         """A market's best `levels` levels on one side (0 bids, 1 asks): (price, size, count), best first."""
         return [(lv.price, lv.size, lv.count) for lv in self._engine.markets[market_id].book.depth(side, levels)]

@@ -395,7 +395,11 @@ class CompliancePolicy(StatefulPlugin, Protocol):
 
 
 class OracleFeed(StatefulPlugin, Protocol):
-    """One price feed's state: the publishers' latest prices and the aggregate they give (fixed-point integers)."""
+    """One price feed's state: the publishers' latest prices and the aggregate they give (fixed-point integers).
+
+    A feed may also define `bind(view)`: the engine calls it once, right after creating the feed, with its
+    read-only `exos.marketctx.View` (a feed that samples the venue's own books, such as mark_ema, needs it).
+    Only what `update` takes may change the state: reads through the view happen inside `update`."""
 
     name: str
 

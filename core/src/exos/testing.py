@@ -14,6 +14,7 @@ class                       fixtures the subclass provides (``optional``: the cl
 `OrderCheckContract`        ``order_check``, ``accepted_intents``, ``rejected_intents``
 `MarginProviderContract`    ``margin_provider``
 `StatefulPluginContract`    ``stateful_factory`` (makes a fresh object); optional ``stateful``
+`OracleContract`            ``oracle_case`` (an `OracleCase`: the kind, valid params, a publisher and price)
 ==========================  ============================================================================
 
 Example, a plugin's ``tests/test_contract.py``::
@@ -61,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import shutil
 import subprocess
 import sys
@@ -85,6 +87,7 @@ from exos.protocols import (
     Market,
     MarketInfo,
     MarketType,
+    OracleKind,
     OrderCheck,
     OrderIntent,
     OrderRejection,
@@ -99,6 +102,8 @@ __all__ = [
     "MarginProviderContract",
     "MarketTypeContract",
     "NondeterminismError",
+    "OracleCase",
+    "OracleContract",
     "OrderCheckContract",
     "ProportionalFees",
     "StatefulPluginContract",
@@ -765,6 +770,251 @@ class StatefulPluginContract:
         stateful.load(fresh)
         stateful.check_invariants()
         assert stateful.dump() == fresh
+
+
+@attrs.frozen(kw_only=True)
+class OracleCase:
+    """One oracle kind as `OracleContract` exercises it (what the fixture ``oracle_case`` returns).
+
+    `params` must be valid manifest params that list `publisher`, set the max age to `max_age_ms` and
+    leave any max-move guard off; one update from `publisher` (naming `source`, at `price`) must make a
+    fresh feed publish. The contract passes params as the engine does (read-only mappings, tuples)."""
+
+    kind: OracleKind  # the object the plugin registers
+    params: Mapping[str, Any]
+    publisher: bytes
+    price: int  # a price the feed takes from `publisher` (0 for a kind whose updates are sampling ticks)
+    max_age_ms: int
+    source: str = ""
+    stranger: bytes = b"\xee" * 20  # an address `params` do not list
+    bad_params: tuple[Mapping[str, Any], ...] = ()  # more params `create` must refuse (the contract adds its own)
+    bad_sources: tuple[str, ...] = ()  # sources an update from `publisher` must not name
+    max_move_bps: int = 0  # the kind's `max_move_bps` guard to check (0: the kind has none)
+    far_price: int = 0  # after an update at `price`: one at this price, `far_after_ms` later, breaches that guard
+    far_after_ms: int = 1
+    bind: Callable[[Any], None] | None = None  # applied to every feed the contract creates (e.g. bind a view)
+    name: str = "CONTRACT"  # the feed name `create` gets (a bound feed may look itself up in its venue's manifest)
+
+
+def _frozen(value: Any) -> Any:
+    """Params as the engine hands them to `create`: tables read-only mappings, arrays tuples, all the way down."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+class OracleContract:
+    """A registered `OracleKind` and the feeds it creates, as the engine uses them.
+
+    Provide the fixture ``oracle_case`` (an `OracleCase`). Feeds are driven directly with explicit
+    command times from ``start_ms``; a refused update must raise ValueError and leave the feed's dump
+    bytes (and value) exactly as they were: the engine turns the ValueError into an ``ORACLE`` rejection
+    and relies on the feed having validated before it mutated."""
+
+    start_ms: ClassVar[int] = 1_700_000_000_000
+    future_ms: ClassVar[int] = 60_000  # a published time this far ahead of the command must be refused
+
+    def _feed(self, case: OracleCase, params: Mapping[str, Any] | None = None) -> Any:
+        """A fresh feed from `params` (default the case's), bound as the case says."""
+        feed = case.kind.create(case.name, _frozen(case.params if params is None else params))
+        if case.bind is not None:
+            case.bind(feed)
+        return feed
+
+    def _publish(self, case: OracleCase, feed: Any, now: int, price: int | None = None) -> int:
+        """An update from the case's publisher at command time `now`, stamped `now`; the live count."""
+        live: int = feed.update(case.publisher, case.source, case.price if price is None else price, now, now)
+        return live
+
+    @staticmethod
+    def _refuses(feed: Any, what: str, *update: Any) -> None:
+        """update(*update) raises ValueError and changes neither the dump bytes nor the value."""
+        before, now = feed.dump(), update[-1]
+        value = feed.value(now)
+        try:
+            feed.update(*update)
+        except ValueError:
+            pass
+        except Exception as exc:  # the engine turns only ValueError into a rejection: anything else stops it
+            raise AssertionError(f"{what}: update{update!r} raised {exc!r}, not ValueError") from exc
+        else:
+            raise AssertionError(f"{what}: the feed took update{update!r}")
+        assert feed.dump() == before, f"{what}: a refused update changed the feed's state"
+        assert feed.value(now) == value, f"{what}: a refused update changed the feed's value"
+
+    def test_identity(self, oracle_case: OracleCase) -> None:
+        """The kind speaks the core's api_version, has a non-empty str name and a callable create."""
+        kind = oracle_case.kind
+        assert type(kind.api_version) is int
+        assert kind.api_version == API_VERSION
+        assert isinstance(kind.name, str)
+        assert kind.name
+        assert callable(getattr(kind, "create", None))
+
+    def test_create_refuses_bad_params(self, oracle_case: OracleCase) -> None:
+        """create raises ValueError (the engine names it as the bad param) for unknown keys, no params, a bad max
+        age, bad publishers and the case's own bad params."""
+        case = oracle_case
+        params = dict(case.params)
+        bad: list[Mapping[str, Any]] = [{}, {**params, "no_such_param": 1}, *case.bad_params]
+        if "max_age_ms" in params:
+            bad += [{**params, "max_age_ms": age} for age in (0, -1, True, 1.5, "1000", None)]
+        if "publishers" in params:
+            bad += [{**params, "publishers": p} for p in ([], ["0x12"], "0x" + case.publisher.hex(), [7])]
+        for candidate in bad:
+            try:
+                case.kind.create(case.name, _frozen(candidate))
+            except ValueError:
+                continue
+            except Exception as exc:  # anything else escapes the engine's start-up as a crash, not a config error
+                raise AssertionError(f"create({candidate!r}) raised {exc!r}, not ValueError") from exc
+            raise AssertionError(f"create accepted bad params {candidate!r}")
+
+    def test_creates_a_stale_feed(self, oracle_case: OracleCase) -> None:
+        """A fresh feed has the OracleFeed methods and its name, sound invariants, canonical bytes, and no price:
+        value None, nothing live, no expiry (a market it prices takes no risk-increasing order)."""
+        feed, twin = self._feed(oracle_case), self._feed(oracle_case)
+        methods = ("update", "value", "live", "expires_at", "dump", "load", "check_invariants")
+        missing = [m for m in methods if not callable(getattr(feed, m, None))]
+        assert not missing, f"the feed lacks {', '.join(missing)}"
+        assert feed.name == oracle_case.name
+        feed.check_invariants()
+        assert isinstance(feed.dump(), bytes)
+        assert feed.dump() == twin.dump()
+        for now in (self.start_ms, self.start_ms + oracle_case.max_age_ms, 0, 2**62):
+            assert feed.value(now) is None, f"a feed that never published has a value at {now}"
+            assert feed.live(now) == 0
+            assert feed.expires_at(now) is None
+
+    def test_an_update_publishes(self, oracle_case: OracleCase) -> None:
+        """One update from the publisher makes the feed live: a positive int value, live count as update said."""
+        feed, now = self._feed(oracle_case), self.start_ms
+        live = self._publish(oracle_case, feed, now)
+        assert type(live) is int and live >= 1, f"update returned {live!r}, not a live count >= 1"
+        assert feed.live(now) == live
+        value = feed.value(now)
+        assert type(value) is int and value > 0, f"value {value!r} after an update, not a positive int"
+        feed.check_invariants()
+
+    def test_guards_refuse_and_change_nothing(self, oracle_case: OracleCase) -> None:
+        """A publisher not listed, a bad source, a non-int, negative or (for a priced kind) zero price, and a
+        timestamp ahead of the command, older than max age or not after the last are refused; nothing changes."""
+        case, t0 = oracle_case, self.start_ms
+        assert case.stranger != case.publisher
+        feed = self._feed(case)
+        self._publish(case, feed, t0)
+        now = t0 + 10
+        pub, src, price = case.publisher, case.source, case.price
+        self._refuses(feed, "a publisher not listed", case.stranger, src, price, now, now)
+        for source in case.bad_sources:
+            self._refuses(feed, f"source {source!r}", pub, source, price, now, now)
+        bad_prices: list[Any] = [True, False, float(price), 1.5, math.nan, math.inf, -math.inf, str(price), None]
+        bad_prices += [-1, -(10**18)]
+        bad_prices += [1, 10**6] if price == 0 else [0, -price]  # a sampling tick carries no price: 0 only
+        for bad in bad_prices:
+            self._refuses(feed, f"price {bad!r}", pub, src, bad, now, now)
+        self._refuses(feed, "a timestamp ahead of the command", pub, src, price, now + self.future_ms, now)
+        self._refuses(feed, "a timestamp older than max age", pub, src, price, now - case.max_age_ms - 1, now)
+        self._refuses(feed, "a timestamp not after the last", pub, src, price, t0, now)
+        self._refuses(feed, "a timestamp before the last", pub, src, price, t0 - 1, now)
+        self._publish(case, feed, now)  # and a good update still goes through
+        feed.check_invariants()
+
+    def test_dump_load_round_trip(self, oracle_case: OracleCase) -> None:
+        """load(dump()) into a fresh feed gives equal bytes, values and expiry; loading a fresh dump resets."""
+        case, t0 = oracle_case, self.start_ms
+        feed = self._feed(case)
+        fresh = feed.dump()
+        self._publish(case, feed, t0)
+        self._publish(case, feed, t0 + case.max_age_ms // 2 + 1)
+        data = feed.dump()
+        assert data != fresh, "an update left the dump as it was"
+        copy = self._feed(case)
+        copy.load(data)
+        copy.check_invariants()
+        assert copy.dump() == data
+        for now in (t0 + case.max_age_ms // 2 + 1, t0 + case.max_age_ms + 1, t0 + 3 * case.max_age_ms):
+            assert (copy.value(now), copy.live(now), copy.expires_at(now)) == (
+                feed.value(now), feed.live(now), feed.expires_at(now))  # fmt: skip
+        feed.load(fresh)
+        feed.check_invariants()
+        assert feed.dump() == fresh, "load() must replace the state, not merge into it"
+        assert feed.value(t0 + case.max_age_ms // 2 + 1) is None
+
+    def test_is_deterministic(self, oracle_case: OracleCase) -> None:
+        """The same updates give the same bytes and values on two feeds, reading no clock or entropy; reads
+        (value, live, expires_at) change nothing."""
+        case, t0, age = oracle_case, self.start_ms, oracle_case.max_age_ms
+        times = [t0, t0 + age // 3 + 1, t0 + age // 2 + 2, t0 + 3 * age, t0 + 3 * age + 1]
+        runs = []
+        for _ in range(2):
+            feed = self._feed(case)
+            trace: list[tuple[Any, ...]] = []
+            with forbid_nondeterminism():
+                for now in times:
+                    for publisher in (case.publisher, case.stranger):  # the stranger's update is refused
+                        with contextlib.suppress(ValueError):
+                            feed.update(publisher, case.source, case.price, now, now)
+                    data = feed.dump()
+                    reads = (feed.value(now), feed.live(now), feed.expires_at(now), feed.value(now + 2 * age))
+                    assert feed.dump() == data, "reading the feed changed its state"
+                    trace.append((data, *reads))
+            runs.append(trace)
+        assert runs[0] == runs[1]
+
+    def test_expiry_matches_the_value(self, oracle_case: OracleCase) -> None:
+        """expires_at is when the value goes None: live the ms before, stale from then (the engine's timer)."""
+        case, t0 = oracle_case, self.start_ms
+        feed = self._feed(case)
+        self._publish(case, feed, t0)
+        expiry = feed.expires_at(t0)
+        assert type(expiry) is int and t0 < expiry <= t0 + case.max_age_ms + 1, f"expires_at({t0}) = {expiry!r}"
+        for now in (t0, (t0 + expiry) // 2, expiry - 1):
+            assert feed.value(now) is not None, f"stale at {now}, before its expiry {expiry}"
+            assert feed.expires_at(now) == expiry
+        assert feed.value(expiry) is None, f"still live at its expiry {expiry}"
+        assert feed.live(expiry) < feed.live(expiry - 1)
+        assert feed.expires_at(expiry) is None
+        self._publish(case, feed, expiry + 5)  # it publishes again and expires later
+        assert feed.value(expiry + 5) is not None
+        assert (feed.expires_at(expiry + 5) or 0) > expiry + 5
+
+    def test_max_move_is_guarded(self, oracle_case: OracleCase) -> None:
+        """With max_move_bps an update that would move the value farther is refused (nothing changes) or clamped to
+        the bound in the direction of the move; the same update without the guard does move that far."""
+        case, t0 = oracle_case, self.start_ms
+        bps = case.max_move_bps
+        if not bps:
+            pytest.skip("the kind has no max-move guard (OracleCase.max_move_bps = 0)")
+        assert 0 < case.far_after_ms <= case.max_age_ms, "far_after_ms: the first update must still count"
+        at = t0 + case.far_after_ms
+        free = self._feed(case)
+        self._publish(case, free, t0)
+        before = free.value(t0)
+        self._publish(case, free, at, case.far_price)
+        after = free.value(at)
+        assert before is not None and after is not None
+        assert abs(after - before) * 10_000 > before * bps, (
+            f"OracleCase: without the guard the far update moves {before} to {after}, within {bps} bp"
+        )
+        guarded = self._feed(case, {**case.params, "max_move_bps": bps})
+        self._publish(case, guarded, t0)
+        start = guarded.value(t0)
+        assert start == before
+        data = guarded.dump()
+        try:
+            self._publish(case, guarded, at, case.far_price)
+        except ValueError:
+            assert guarded.dump() == data, "a refused move changed the feed's state"
+            assert guarded.value(at) == start
+            return
+        moved = guarded.value(at)
+        assert moved is not None
+        assert abs(moved - start) * 10_000 <= start * bps, f"moved {start} to {moved}, beyond {bps} bp"
+        assert (moved > start) == (after > before) and moved != start, f"clamped {start} to {moved}, not toward {after}"
+        guarded.check_invariants()
 
 
 def install_distribution(source: Path, base: Path) -> Path:
