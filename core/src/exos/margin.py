@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from exos.manifest import CollateralSpec
 
 _BPS = 10_000
+_FINE = 10**9  # the stable price and its EMA keep 9 more digits than the feed: a floor at whole units would stall them
 
 
 class FullyCollateralised:
@@ -108,7 +109,7 @@ class Collateral:
         self.scale_num, self.scale_den = scale_num, scale_den
         self.spot = spot  # the spot market selling it for the settlement asset (None: it counts at 0)
         self.oracle: int | None = None  # the feed's last live price
-        self.stable: int | None = None
+        self.stable: int | None = None  # in 10^-9 of the feed's unit, as is `ema`
         self.ema: int | None = None
         self.last_ms = 0
         self.num, self.den = 0, 1
@@ -119,11 +120,12 @@ class Collateral:
         A feed that goes stale is not observed: the collateral keeps counting at its last price (orders
         that add risk against a stale market are refused by that market; liquidation waits for a price)."""
         self.oracle = price
+        fine = price * _FINE
         if self.stable is None or self.ema is None:
-            self.stable = self.ema = price
+            self.stable = self.ema = fine
         else:
             dt = max(now - self.last_ms, 0)
-            self.ema = (self.ema * self.tau_ms + price * dt) // (self.tau_ms + dt)
+            self.ema = (self.ema * self.tau_ms + fine * dt) // (self.tau_ms + dt)
             step = self.stable * self.rate_bps_per_hour * dt // (3_600_000 * _BPS)
             self.stable += max(-step, min(step, self.ema - self.stable))
         self.last_ms = now
@@ -134,7 +136,7 @@ class Collateral:
         if self.oracle is None or self.stable is None or self.spot is None:
             self.num, self.den = 0, 1
             return
-        price = min(self.oracle, self.stable)
+        price = min(self.oracle, self.stable // _FINE)
         self.num = price * self.scale_num * (_BPS - self.haircut_bps)
         self.den = self.scale_den * _BPS
 

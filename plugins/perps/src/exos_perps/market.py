@@ -37,6 +37,7 @@ from exos.protocols import FeeModel, FillSide, MarketContext, MarketInfo, OrderR
 from exos_perps.config import PPB, PPM, PerpConfig, Tier
 
 BUY, SELL = 0, 1
+FINE = 10**9  # EMAs keep 9 more digits than the prices they average (integers: the same everywhere)
 TAKER_SLOT, MAKER_SLOT = 1, 2
 SAMPLE_TIMER, FUNDING_TIMER = 1, 2
 _BPS = 10_000
@@ -89,7 +90,7 @@ class PerpMarket:
         self.long_oi = 0
         self.mark: int | None = None
         self.oracle_ticks: int | None = None
-        self.basis_ema: int | None = None
+        self.basis_ema: int | None = None  # in FINE units of a tick: a floor at whole ticks would only ever fall
         self.basis_ms = 0
         self.last_price: int | None = None
         self.premium_sum = 0
@@ -522,7 +523,7 @@ class PerpMarket:
         bid, ask = self.view.best_prices(self.market_id)
         config = self.config
         if bid is not None and ask is not None:
-            sample = (bid + ask) // 2 - oracle
+            sample = ((bid + ask) * FINE) // 2 - oracle * FINE
             if self.basis_ema is None:
                 self.basis_ema = sample
             else:
@@ -530,7 +531,7 @@ class PerpMarket:
                 tau = config.basis_ema_ms
                 self.basis_ema = (self.basis_ema * tau + sample * dt) // (tau + dt)
             self.basis_ms = now
-        inputs = [oracle + (self.basis_ema or 0)]
+        inputs = [oracle + (self.basis_ema or 0) // FINE]
         book = [p for p in (bid, ask, self.last_price) if p is not None]
         if book:
             inputs.append(_median(book))

@@ -16,3 +16,11 @@ def exos_register_market_types(register: Register) -> None:
 def exos_register_margin_providers(register: Register) -> None:
     """Register the perpetuals' margin provider."""
     register(PerpMargin())
+
+
+@hookimpl
+def exos_register_simulations(register: Register) -> None:
+    """Register the unified venue's simulation (spot, perpetuals and a prediction market on one collateral)."""
+    from exos_perps.simulation import UnifiedSimulation
+
+    register(UnifiedSimulation())
