@@ -6,10 +6,11 @@ oracles (a seeded walk, with a crash at `crash_hour`: BTC −25%, ETH −20% in 
 three market makers re-quote both perpetuals leaning toward the index (as arbitrage would, within
 the order band around mark), the spot book and the prediction market; traders open positions at
 leverage from 3x to the market's maximum (through the book), close them with reduce-only orders,
-trade spot and outcome shares, and back their margin with USDC and BTC. Funding pays every hour; the crash liquidates the most leveraged through the whole waterfall:
-the book, collateral sales, the capped backstop, the insurance fund and ADL. At the end the committee
-resolves the prediction market on BTC's last price. The report counts each of those, shows the
-venue accounts, checks every invariant and prints the state hash; the exit code is 1 if a check fails.
+trade spot and outcome shares, and back their margin with USDC and BTC. Funding pays every hour;
+the crash liquidates the most leveraged through the whole waterfall: the book, collateral sales,
+the capped backstop, the insurance fund and ADL. At the end the committee resolves the prediction
+market on BTC's last price. The report counts each of those, shows the venue accounts, checks every
+invariant and prints the state hash; the exit code is 1 if a check fails.
 """
 
 from __future__ import annotations
