@@ -917,10 +917,12 @@ class Engine:
         """The ledger moves market types settle through (move, unlock, pay_locked, ...)."""
         return self._settlement
 
-    def cancel_account_orders(self, account: int, seq: int, base: int, out: list[RawEvent], cause: int) -> None:
-        """Cancel every open and delayed order of one account (sub-account) in every market that takes cancels."""
+    def cancel_account_orders(self, account: int, seq: int, base: int, out: list[RawEvent], cause: int) -> bool:
+        """Cancel every open and delayed order of one account (sub-account) in every market; True if there were any."""
+        before = len(out)
         for ms in self.markets:
             self.cancel_market_account_orders(ms, account, seq, base, out, cause)
+        return len(out) > before
 
     def cancel_market_account_orders(
         self, ms: MarketState, account: int, seq: int, base: int, out: list[RawEvent], cause: int

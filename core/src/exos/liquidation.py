@@ -215,10 +215,8 @@ class Liquidator:
     # ------------------------------------------------------------ the waterfall
 
     def _event(self, out: list[RawEvent], seq: int, base: int, market: str, name: str, detail: dict[str, Any]) -> None:
-        """A liquidation event (cause liquidation)."""
-        # the details are ints and strings the waterfall builds itself: plain sorted JSON is canonical for them
-        out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name,
-                    json.dumps(detail, sort_keys=True, separators=(",", ":"))))  # fmt: skip
+        """A liquidation event (cause liquidation), its detail as canonical JSON (sorted keys, no spaces)."""
+        out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name, _json(detail)))
 
     def _who(self, account: int) -> dict[str, Any]:
         """An account's address and sub-account for event details."""
@@ -234,14 +232,14 @@ class Liquidator:
         self._event(out, seq, base, "", "exos.liquidation.started",
                     {**self._who(account), "group": group.symbol, "equity": str(equity),
                      "maintenance": str(mm)})  # fmt: skip
-        engine.cancel_account_orders(account, seq, base, out, _LIQUIDATION)
-        equity, mm = margin.maintenance(account, group.asset)
-        if equity >= mm:
-            return
+        if engine.cancel_account_orders(account, seq, base, out, _LIQUIDATION):
+            equity, mm = margin.maintenance(account, group.asset)
+            if equity >= mm:
+                return
         now = engine.last_timestamp
         targets: list[tuple[MarketState, int]] = []  # (market, lots still to close: signed like the position)
         for market in list(margin.positions.get(account, ())):
-            if market.settlement != group.asset or market.terms(account) is None:
+            if market.settlement != group.asset or market.maintenance_terms(account) is None:
                 continue
             ms = engine.markets[market.market_id]
             size = market.size_of(account)
@@ -252,9 +250,10 @@ class Liquidator:
             lots = lots if size > 0 else -lots
             filled = self._into_book(account, ms, lots, equity, seq, base, out)
             targets.append((ms, lots - filled))
-            equity, mm = margin.maintenance(account, group.asset)
-            if equity >= mm:
-                return
+            if filled:
+                equity, mm = margin.maintenance(account, group.asset)
+                if equity >= mm:
+                    return
         if engine.ledger.available[group.asset][account] < 0:
             self._sell_collateral(account, group, seq, base, out)
             equity, mm = margin.maintenance(account, group.asset)
@@ -264,12 +263,10 @@ class Liquidator:
             size = margin_market(ms).size_of(account)
             lots = lots if abs(lots) <= abs(size) and (lots > 0) == (size > 0) else size
             if lots:
-                equity = margin.maintenance(account, group.asset)[0]
                 self._transfer_remainder(account, ms, lots, equity, group, seq, base, out)
-            equity, mm = margin.maintenance(account, group.asset)
+                equity, mm = margin.maintenance(account, group.asset)
             if equity >= mm:
                 return
-        equity = margin.maintenance(account, group.asset)[0]
         if equity < 0 and not any(m.settlement == group.asset for m in margin.positions.get(account, ())):
             self._cover_deficit(account, group, -equity, seq, base, out)
 
@@ -471,6 +468,17 @@ class Liquidator:
         log.warning("exos.liquidation.bad_debt", account=account, group=group.symbol, amount=deficit - paid)
         self._event(out, seq, base, "", "exos.liquidation.bad_debt",
                     {**self._who(account), "group": group.symbol, "amount": str(deficit - paid)})  # fmt: skip
+
+
+def _json(value: Any) -> str:
+    """Canonical JSON of the details the waterfall builds (str, int, bool and dicts of them): a fast path."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f'"{key}":{_json(value[key])}' for key in sorted(value)) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value)
 
 
 def margin_market(ms: MarketState) -> Any:

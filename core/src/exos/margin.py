@@ -349,10 +349,17 @@ class UnifiedMargin:
         return gain, loss, im, mm, notional
 
     def free_initial(self, account: int, asset: int) -> int:
-        """What the account can still commit in group `asset`: available value + uPnL − initial margin."""
+        """What the account can still commit in group `asset`: available value + uPnL − initial margin.
+
+        The order path's check: it asks each position for its initial terms only."""
         group = self.groups[asset]
-        gain, loss, im, _, _ = self.cross(account, group)
-        return self.values(account, group, False) + gain + loss - im
+        total = self.values(account, group, False)
+        for market in self.positions.get(account, ()):
+            if market.settlement == asset:
+                terms = market.initial_terms(account)
+                if terms is not None:
+                    total += terms
+        return total
 
     def free_withdraw(self, account: int, asset: int) -> int:
         """What a withdrawal or transfer may take: available value, losses, a share of gains, less max(IM, floor)."""

@@ -227,6 +227,10 @@ class MarginedMarket(Market, Protocol):
         """(uPnL, initial margin, maintenance margin, notional) of a cross position at mark, or None."""
         ...
 
+    def initial_terms(self, account: int) -> int | None:
+        """uPnL − initial margin of a cross position at mark, or None (the order path's cheaper `terms`)."""
+        ...
+
     def maintenance_terms(self, account: int) -> tuple[int, int] | None:
         """(uPnL, maintenance margin) of a cross position at mark, or None (liquidation's cheaper `terms`)."""
         ...

@@ -341,6 +341,18 @@ class PerpMarket:
         leverage = settings[0] if settings is not None else self.config.default_leverage
         return value - position[1], self.initial_margin(notional, leverage), self.maintenance_margin(notional), notional
 
+    def initial_terms(self, account: int) -> int | None:
+        """uPnL − IM of a cross position at mark (the order path's check); None as `terms`."""
+        position = self.positions.get(account)
+        if position is None:
+            return None
+        settings = self.settings.get(account)
+        if settings is not None and settings[1]:
+            return None
+        value = position[0] * self.mark * self.q  # type: ignore[operator]
+        leverage = settings[0] if settings is not None else self.config.default_leverage
+        return int(value - position[1] - self.initial_margin(abs(value), leverage))
+
     def maintenance_terms(self, account: int) -> tuple[int, int] | None:
         """(uPnL, MM) of a cross position at mark (what liquidation reads: no initial margin); None as `terms`."""
         position = self.positions.get(account)
