@@ -119,11 +119,10 @@ def throughput(n: int, seed: int, runs: int) -> dict[str, Any]:
         gc.collect()
     if len(hashes) != 1:
         raise SystemExit(f"runs disagree on the final state: {hashes}")
-    result = {"n": n, "seed": seed, "markets": len(MARKETS), "accounts": 10_000, "positions": positions,
+    return {"n": n, "seed": seed, "markets": len(MARKETS), "accounts": 10_000, "positions": positions,
               "trades": fills, "perp_tx_per_s": perp_rates, "spot_tx_per_s": spot_rates,
               "best_perp_tx_per_s": max(perp_rates), "best_spot_tx_per_s": max(spot_rates),
               "state_hash": hashes.pop()}  # fmt: skip
-    return result
 
 
 # ---------------------------------------------------------------- the liquidation pass
