@@ -1,8 +1,9 @@
-"""Instructions per spot command under callgrind: a cost figure the shared VM's noise does not move.
+"""Instructions per command under callgrind: a cost figure the shared VM's noise does not move.
 
 Runs the standard workload's first N commands through `submit_batch` after funding, once with N and
 once with none, each under `valgrind --tool=callgrind`, and prints (total(N) - total(0)) / N. Needs
-valgrind. Example: `.venv/bin/python bench/engine_instructions.py --n 40000`.
+valgrind. Example: `.venv/bin/python bench/engine_instructions.py --n 40000` (one spot market), or
+with `--perps` the same stream over bench/perps_bench.py's four cross-margined perpetuals.
 """
 
 from __future__ import annotations
@@ -18,20 +19,21 @@ import tempfile
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def child(n: int, records: pathlib.Path) -> None:
+def child(n: int, records: pathlib.Path, perps: bool) -> None:
     """Fund a fresh engine, then apply the first n records (the measured process)."""
     sys.path.insert(0, str(HERE))
     from engine_bench import fresh
     from exos.commands import RECORD
+    from perps_bench import perp_engine
 
-    engine = fresh(None)
+    engine = perp_engine() if perps else fresh(None)
     engine.submit_batch(records.read_bytes()[: n * RECORD.size])
 
 
-def collected(n: int, records: pathlib.Path, out: pathlib.Path) -> int:
+def collected(n: int, records: pathlib.Path, out: pathlib.Path, perps: bool) -> int:
     """callgrind's instruction count for a child run over n commands."""
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-               "--child", str(n), "--records", str(records)]  # fmt: skip
+               "--child", str(n), "--records", str(records)] + (["--perps"] if perps else [])  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ,
                             "PYTHONHASHSEED": "0"})  # fmt: skip
     match = re.search(r"Collected : (\d+)", result.stderr)
@@ -46,23 +48,28 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=40_000)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--records", type=pathlib.Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--perps", action="store_true", help="four cross-margined perpetuals instead of one spot market"
+    )
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, args.records)
+        child(args.child, args.records, args.perps)
         return 0
     sys.path.insert(0, str(HERE))
     import refstream
     from exos.simulate import standard_workload
+    from perps_bench import perp_workload
 
     stream = refstream.read(refstream.ensure(1_000_000, 42, HERE / "data"))
+    workload = perp_workload(stream) if args.perps else standard_workload(stream, "BENCH")
     with tempfile.TemporaryDirectory() as scratch:
         records = pathlib.Path(scratch) / "records.bin"
-        records.write_bytes(b"".join(c.pack() for c in standard_workload(stream, "BENCH")[: args.n]))
-        base = collected(0, records, pathlib.Path(scratch) / "cg.0")
-        total = collected(args.n, records, pathlib.Path(scratch) / "cg.n")
-    print(
-        f"instructions per spot command (callgrind, {args.n:,} commands after funding): {(total - base) / args.n:,.0f}"
-    )
+        records.write_bytes(b"".join(c.pack() for c in workload[: args.n]))
+        base = collected(0, records, pathlib.Path(scratch) / "cg.0", args.perps)
+        total = collected(args.n, records, pathlib.Path(scratch) / "cg.n", args.perps)
+    what = "perp (four markets, cross margin)" if args.perps else "spot"
+    print(f"instructions per {what} command (callgrind, {args.n:,} commands after funding): "
+          f"{(total - base) / args.n:,.0f}")  # fmt: skip
     return 0
 
 

@@ -36,7 +36,13 @@ from exos.commands import Actor, CancelOrder, Command, Deposit, MarketAction, Or
 from exos.engine import Engine  # noqa: E402
 from exos.events import EventKind  # noqa: E402
 from exos.marketctx import system_address  # noqa: E402
-from exos.simulate import account_address, standard_funding, standard_owner, standard_workload  # noqa: E402
+from exos.simulate import (  # noqa: E402
+    STANDARD_ACCOUNTS_PER_SIDE,
+    account_address,
+    standard_funding,
+    standard_owner,
+    standard_workload,
+)
 
 MANIFEST = HERE / "perps_workload.toml"
 SPOT = HERE / "workload.toml"
@@ -48,11 +54,11 @@ MID = 100_000
 
 
 def perp_workload(stream: list[tuple[int, int, int, int, int]]) -> list[Command]:
-    """The reference stream over four perps: order `oid` in market `oid % 4`, accounts as the standard workload."""
+    """The reference stream over four perps: order `oid` in market `(oid // 5000) % 4`; the standard accounts."""
     out: list[Command] = []
     for op, side, qty, price, oid in stream:
         actor = Actor(account_address(standard_owner(oid, side)))
-        market = MARKETS[oid % len(MARKETS)]
+        market = MARKETS[(oid // STANDARD_ACCOUNTS_PER_SIDE) % len(MARKETS)]
         if op == 1:
             out.append(CancelOrder(actor=actor, timestamp=1, market=market, order_id=oid))
         else:

@@ -1334,6 +1334,8 @@ class Engine:
             external = self._feed_ticks(ms, market.external_feed, now) if market.external_feed else None
             if market.on_oracle(oracle, external, now):
                 moved.append(ms)
+        if moved:
+            self.margin.epoch += 1  # every position's cached initial terms are stale now
         if moved or collateral or self.margin.liquidator.urgent:
             self.margin.liquidator.run(seq, base, out, moved, collateral)
 

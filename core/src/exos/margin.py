@@ -199,6 +199,12 @@ class UnifiedMargin:
         self.share_sources: list[Any] = []  # market types that value outcome shares at their worst case
         # the venue's own books (fees, pools, isolated margins, bad debt): never margined, never liquidated
         self.venue_accounts: set[int] = set()
+        # Σ (uPnL − IM) of an account's cross positions per group, as of `epoch`: the order path's check reads it
+        # instead of asking every position again. A fill or a settings change drops the account's entry
+        # (`forget_initial`), a mark or an open-interest ramp that moves bumps `epoch`. A cache only, never in
+        # the state; `check_invariants` compares it with a recomputation.
+        self.epoch = 0
+        self._initial: dict[int, dict[int, tuple[int, int]]] = {}
         self._system_address = system_address
         for name in sorted(engine.plugins.market_types):
             market_type = engine.plugins.market_types[name]
@@ -301,8 +307,13 @@ class UnifiedMargin:
                 del self.positions[account]
 
     def touched(self, account: int) -> None:
-        """`account`'s equity may have shrunk without a price move: re-check it at the next liquidation pass."""
+        """`account`'s positions or equity changed without a price move: re-check it at the next liquidation pass."""
         self.liquidator.dirty[account] = None
+
+    def forget_initial(self, account: int) -> None:
+        """Drop the account's cached sums of initial terms (a position or its settings changed)."""
+        for cache in self._initial.values():
+            cache.pop(account, None)
 
     def check_soon(self, account: int) -> None:
         """`account` may be under water now (a fill far from mark, a funding payment): check it in this command."""
@@ -353,13 +364,20 @@ class UnifiedMargin:
 
         The order path's check: it asks each position for its initial terms only."""
         group = self.groups[asset]
-        total = self.values(account, group, False)
+        cache = self._initial.get(asset)
+        if cache is None:
+            cache = self._initial[asset] = {}
+        hit = cache.get(account)
+        if hit is not None and hit[0] == self.epoch:
+            return self.values(account, group, False) + hit[1]
+        positions = 0
         for market in self.positions.get(account, ()):
             if market.settlement == asset:
                 terms = market.initial_terms(account)
                 if terms is not None:
-                    total += terms
-        return total
+                    positions += terms
+        cache[account] = (self.epoch, positions)
+        return self.values(account, group, False) + positions
 
     def free_withdraw(self, account: int, asset: int) -> int:
         """What a withdrawal or transfer may take: available value, losses, a share of gains, less max(IM, floor)."""
@@ -434,11 +452,19 @@ class UnifiedMargin:
                 for account in market.accounts():
                     self.position_opened(account, market)
         self.liquidator.reset()
+        self._initial = {}
+        self.epoch += 1
         for account in sorted(self.positions):
             self.touched(account)
 
     def check_invariants(self) -> None:
-        """No account's equity is negative in any group, nor any isolated position's (liquidation leaves none)."""
+        """No account's equity is negative in any group, nor any isolated position's; cached sums are exact."""
+        for asset, cache in self._initial.items():
+            for account, (epoch, total) in cache.items():
+                if epoch == self.epoch:
+                    fresh = sum(m.initial_term(account) or 0 for m in self.positions.get(account, ())
+                                if m.settlement == asset)  # fmt: skip
+                    assert total == fresh, f"account {account}: cached initial terms {total}, recomputed {fresh}"
         ledger = self.engine.ledger
         venue = self.venue_accounts  # a pool holds −Σ basis, the bad-debt account the venue's losses: below zero
         for asset, group in sorted(self.groups.items()):

@@ -37,6 +37,7 @@ from exos.protocols import FeeModel, FillSide, MarketContext, MarketInfo, OrderR
 from exos_perps.config import PPB, PPM, PerpConfig, Tier
 
 BUY, SELL = 0, 1
+_MISSING = object()
 FINE = 10**9  # EMAs keep 9 more digits than the prices they average (integers: the same everywhere)
 TAKER_SLOT, MAKER_SLOT = 1, 2
 SAMPLE_TIMER, FUNDING_TIMER = 1, 2
@@ -80,6 +81,9 @@ class PerpMarket:
         self.margin: Any = None
         self.waive_taker = False
         self.reclip_pending: dict[int, None] = {}
+        self._initial: dict[int, int | None] = {}  # initial_terms' cache (never state)
+        self._initial_epoch = -1
+        self._band = (0, 0, 0)  # (mark, lowest, highest price) the order band allows at that mark
         self._reset()
 
     def _reset(self) -> None:
@@ -145,8 +149,11 @@ class PerpMarket:
             raise OrderRejection("ORACLE_STALE", f"{self.name}: its oracle is stale; only reduce-only orders and "
                                  "cancels are taken")  # fmt: skip
         config = self.config
-        band = config.price_band_bps
-        low, high = -(-mark * (_BPS - band) // _BPS), mark * (_BPS + band) // _BPS
+        band = self._band
+        if band[0] != mark:
+            bps = config.price_band_bps
+            band = self._band = (mark, -(-mark * (_BPS - bps) // _BPS), mark * (_BPS + bps) // _BPS)
+        _, low, high = band
         if not low <= price <= high:
             raise OrderRejection("PRICE_BAND", f"{self.name}: price {price} is outside the band {low}..{high} "
                                  f"around mark {mark}")  # fmt: skip
@@ -154,9 +161,13 @@ class PerpMarket:
             raise OrderRejection("OI_CAP", f"{self.name}: open interest {self.long_oi} + {size} lots would pass the "
                                  f"cap of {config.oi_cap}")  # fmt: skip
         q = self.q
-        leverage = self.settings.get(account, (config.default_leverage, False))[0]
-        projected = (abs(current) + size) * price * q
-        rate = max(self._user_rate(leverage), self._tier(projected).im_ppm)
+        settings = self.settings.get(account)
+        leverage = settings[0] if settings is not None else config.default_leverage
+        single = self._single_tier
+        if single is not None:
+            rate = max(self._user_rate(leverage), single.im_ppm)
+        else:
+            rate = max(self._user_rate(leverage), self._tier((abs(current) + size) * price * q).im_ppm)
         if config.oi_cap and self.long_oi + size > config.oi_ramp_start:
             over = self.long_oi + size - config.oi_ramp_start
             rate += (PPM - rate) * over // (config.oi_cap - config.oi_ramp_start)
@@ -213,6 +224,8 @@ class PerpMarket:
 
     def _trade(self, account: int, delta: int, price: int, ledger: Any) -> None:
         """Move an account's position by `delta` lots at `price`: basis, realised PnL, isolated margin, OI."""
+        margin = self.margin
+        self._initial.pop(account, None)
         positions = self.positions
         position = positions.get(account)
         if position is None:
@@ -271,7 +284,8 @@ class PerpMarket:
             self.margin.position_closed(account, self)
         if self.config.oi_cap:
             self._ramp()
-        self.margin.touched(account)
+        margin.touched(account)
+        margin.forget_initial(account)  # recomputed at its next order (cheaper than keeping it exact at every fill)
 
     def _return_isolated(self, account: int, position: list[int], ledger: Any) -> None:
         """Hand an isolated position's remaining margin back to the account (a negative remainder is the pool's)."""
@@ -286,13 +300,11 @@ class PerpMarket:
         """The open-interest ramp of initial margin, as a fraction num/den (0 below the ramp's start, 1 at the cap)."""
         config = self.config
         over = self.long_oi - config.oi_ramp_start
-        if over <= 0:
-            self.ramp_num, self.ramp_den = 0, 1
-        else:
-            self.ramp_num, self.ramp_den = (
-                min(over, config.oi_cap - config.oi_ramp_start),
-                (config.oi_cap - config.oi_ramp_start),
-            )
+        before = self.ramp_num
+        span = config.oi_cap - config.oi_ramp_start
+        self.ramp_num, self.ramp_den = (0, 1) if over <= 0 else (min(over, span), span)
+        if self.ramp_num != before and self.margin is not None:
+            self.margin.epoch += 1  # every position's initial margin in this market moved
 
     # ------------------------------------------------------------ margin arithmetic
 
@@ -342,12 +354,25 @@ class PerpMarket:
         return value - position[1], self.initial_margin(notional, leverage), self.maintenance_margin(notional), notional
 
     def initial_terms(self, account: int) -> int | None:
-        """uPnL − IM of a cross position at mark (the order path's check); None as `terms`."""
+        """uPnL − IM of a cross position at mark (the order path's check); None as `terms`.
+
+        Kept per account until its position or settings change or the margin epoch moves (a mark, a ramp)."""
+        epoch = self.margin.epoch
+        cache = self._initial
+        if self._initial_epoch != epoch:
+            cache.clear()
+            self._initial_epoch = epoch
+        term = cache.get(account, _MISSING)
+        if term is not _MISSING:
+            return term  # type: ignore[return-value]
+        term = cache[account] = self.initial_term(account)
+        return term
+
+    def initial_term(self, account: int) -> int | None:
+        """`initial_terms` computed afresh (the invariant check compares the cached sums with it)."""
         position = self.positions.get(account)
-        if position is None:
-            return None
         settings = self.settings.get(account)
-        if settings is not None and settings[1]:
+        if position is None or (settings is not None and settings[1]):
             return None
         value = position[0] * self.mark * self.q  # type: ignore[operator]
         leverage = settings[0] if settings is not None else self.config.default_leverage
@@ -491,6 +516,9 @@ class PerpMarket:
                 raise OrderRejection("INSUFFICIENT_MARGIN", f"{self.name}: {leverage}x needs {need} more initial "
                                      "margin than the account has free")  # fmt: skip
         self.settings[account] = (leverage, isolated)
+        self._initial.pop(account, None)
+        self.margin.forget_initial(account)
+        self.margin.touched(account)
         ctx.emit(self.market_id, "exos.perps.leverage",
                  {"address": "0x" + ctx.actor[0].hex(), "sub": ctx.actor[1], "leverage": leverage,
                   "isolated": isolated})  # fmt: skip
@@ -679,6 +707,7 @@ class PerpMarket:
         self.last_funding_ms, self.funding_rate_ppb = state["last_funding"], state["rate"]
         self.pool, self.isolated_account = state["accounts"]
         self.reclip_pending = {}
+        self._initial, self._initial_epoch = {}, -1
         if self.config.oi_cap:
             self._ramp()
 
