@@ -8,7 +8,7 @@ CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $
 	plugins/spot/pyproject.toml plugins/prediction/pyproject.toml plugins/compliance/pyproject.toml \
 	plugins/oracles/pyproject.toml plugins/perps/pyproject.toml
 
-.PHONY: demo spot-demo worldcup test ctest pytest lint bench clean
+.PHONY: demo spot-demo worldcup unified test ctest pytest lint bench clean
 
 $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ spot-demo: $(STAMP)
 
 worldcup: $(STAMP)
 	$(BIN)/exos simulate examples/worldcup-2026.toml --seed 7
+
+unified: $(STAMP)
+	$(BIN)/exos simulate examples/unified.toml --seed 7
 
 test: $(STAMP) ctest pytest
 
@@ -42,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/book_bench.py --n 1000000 --runs 3 --write bench/results.json
 	$(BIN)/python bench/engine_bench.py --n 1000000 --write bench/engine_results.json
 	$(BIN)/python bench/prediction_bench.py --n 1000000 --write bench/results.json
+	$(BIN)/python bench/perps_bench.py --n 1000000 --write bench/results.json
 	$(BIN)/python bench/server_bench.py --seconds 5 --write bench/results.json
 
 clean:

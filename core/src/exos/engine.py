@@ -695,8 +695,12 @@ class Engine:
         ms = self.market_keys.get(fields[12])
         if ms is None:
             raise Rejection("UNKNOWN_MARKET", f"market: no market named {_text(fields[12])!r}")
-        if ms.status:  # Status.OPEN is 0
-            raise Rejection("MARKET_STATUS", f"{ms.name} is {_STATUS_NAMES[ms.status]}: no new orders")
+        if ms.status and not (ms.status == Status.REDUCE_ONLY and ms.margined and fields[3] & C.FLAG_REDUCE_ONLY):
+            raise Rejection(
+                "MARKET_STATUS",
+                f"{ms.name} is {_STATUS_NAMES[ms.status]}: no new orders"
+                + (" but reduce-only ones" if ms.status == Status.REDUCE_ONLY and ms.margined else ""),
+            )
         account = self.ledger.account_ids.get((fields[10], fields[6]))
         if account is None:
             raise Rejection("INSUFFICIENT_BALANCE", f"account 0x{fields[10].hex()}/{fields[6]} holds nothing")

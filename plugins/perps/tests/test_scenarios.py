@@ -327,3 +327,22 @@ class TestCollateral:
         assert venue.equity(A) == 0
         assert venue.cash(INSURANCE) == 10_000 - 4_000  # it also holds the 100 Y-PERP it took at 20
         assert venue.position(INSURANCE, "Y-PERP") == [100, 2_000, 0]
+
+
+class TestMarketStatus:
+    """A perpetual set to reduce_only takes reduce-only orders and cancels, nothing else."""
+
+    def test_reduce_only_status(self, venue: Venue) -> None:
+        """The admin sets X-PERP to reduce_only: a new position is refused, closing one is not."""
+        from exos.commands import SetMarketStatus
+
+        venue.oracle(100)
+        _pair(venue, size=10)
+        venue.submit(SetMarketStatus(actor=Actor(venue.admin), timestamp=venue.tick(), market="X-PERP",
+                                     status="reduce_only"))  # fmt: skip
+        venue.order(A, "X-PERP", 0, 100, 1)
+        assert venue.rejection() == "MARKET_STATUS"
+        venue.order(B, "X-PERP", 0, 100, 4, reduce_only=True)
+        assert venue.accepted(), venue.rejection()
+        venue.order(A, "X-PERP", 1, 100, 4, reduce_only=True)
+        assert venue.position(A) == [6, 600, 0]
