@@ -10,9 +10,12 @@ the other prices do. Accounts whose equity may have shrunk without a price move 
 funding payment, a withdrawal) are *dirty* and evaluated at the next pass. So a pass costs the
 accounts at risk, not all accounts.
 
-**Order.** Candidates are evaluated in account-index order from a heap; accounts a liquidation touches
-(counterparties) join the heap. Evaluating a safe account changes nothing, so the outcome does not
-depend on how conservative the index was (a restored engine, which evaluates everyone once, agrees).
+**Order.** Candidates are evaluated in account-index order, in phases: accounts a liquidation touches
+(counterparties, the backstop, the insurance fund) are evaluated in the next phase, and one touched
+before its turn in a phase waits for the next. Evaluating a safe, untouched account changes nothing,
+so the outcome does not depend on how conservative the index was: a restored engine, which
+evaluates every exposed account in the first phase, liquidates exactly the same accounts in the same
+order. A counterparty touched by a thousand ADLs is evaluated once per phase, not a thousand times.
 
 **Waterfall** for an account whose equity is below its maintenance margin (cross: per risk group;
 isolated: per position), stopping as soon as it is healthy again:
@@ -38,7 +41,6 @@ reads a clock: every step is a function of the state and the command.
 
 from __future__ import annotations
 
-import heapq
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -111,21 +113,17 @@ class Liquidator:
             if index is not None and c.oracle is not None:
                 candidates.update(account for _, account in index.irange((c.oracle, -1), None))
         self._rankings = {}
-        heap = sorted(candidates)
-        queued = set(heap)
+        phase = sorted(candidates)
         evaluated = 0
-        while heap:
-            account = heapq.heappop(heap)
-            queued.discard(account)
-            evaluated += 1
-            self._evaluate(account, seq, base, out)
-            if self.dirty or self.urgent:
-                for other in sorted(self.dirty.keys() | self.urgent.keys()):
-                    if other not in queued:
-                        queued.add(other)
-                        heapq.heappush(heap, other)
-                self.dirty.clear()
-                self.urgent.clear()
+        while phase:
+            for account in phase:
+                if account in self.dirty or account in self.urgent:
+                    continue  # touched earlier in this phase: the next phase evaluates it, as a restored engine does
+                evaluated += 1
+                self._evaluate(account, seq, base, out)
+            phase = sorted(self.dirty.keys() | self.urgent.keys())
+            self.dirty.clear()
+            self.urgent.clear()
         self.evaluated = evaluated
         self.passes += 1
         self._rankings = {}
