@@ -424,7 +424,7 @@ class Liquidator:
         key = (market.market_id, against_longs)
         ranked = None if fresh else self._rankings.get(key)
         if ranked is None:
-            opposite = [(a, size) for a, size in market.holders() if (size > 0) != against_longs]
+            opposite = market.holders(longs=not against_longs)
             scored = sorted(opposite, key=lambda item: (-self._adl_score(item[0], market, item[1]), item[0]))
             ranked = self._rankings[key] = [a for a, _ in scored]
         return ranked

@@ -89,6 +89,8 @@ class PerpMarket:
     def _reset(self) -> None:
         """The state of a freshly listed market."""
         self.positions: dict[int, list[int]] = {}  # account -> [size, basis, isolated margin]
+        self._longs: set[int] = set()  # accounts long and short (ADL ranks one side without walking the other)
+        self._shorts: set[int] = set()
         self.settings: dict[int, tuple[int, bool]] = {}  # account -> (leverage, isolated)
         self.cooldowns: dict[int, int] = {}  # account -> end of its partial-liquidation cooldown (ms)
         self.long_oi = 0
@@ -276,6 +278,10 @@ class PerpMarket:
             self.reclip_pending[account] = None
         after = position[0]
         self.long_oi += max(after, 0) - max(size, 0)
+        if (after > 0) != (size > 0) or (after < 0) != (size < 0):  # it opened, closed or flipped: its side changed
+            (self._longs if size > 0 else self._shorts).discard(account)
+            if after:
+                (self._longs if after > 0 else self._shorts).add(account)
         if after == 0:
             if isolated:
                 self._return_isolated(account, position, ledger)
@@ -430,9 +436,10 @@ class PerpMarket:
         """Accounts holding a position, in index order."""
         return sorted(self.positions)
 
-    def holders(self) -> list[tuple[int, int]]:
-        """(account, size) of every position, in account order."""
-        return [(account, self.positions[account][0]) for account in sorted(self.positions)]
+    def holders(self, longs: bool | None = None) -> list[tuple[int, int]]:
+        """(account, size) of every position (or only the longs, or only the shorts), in account order."""
+        accounts = self.positions if longs is None else self._longs if longs else self._shorts
+        return [(account, self.positions[account][0]) for account in sorted(accounts)]
 
     def partial_applies(self, account: int, size: int, now: int) -> bool:
         """Whether a liquidation closes only part of this position: it is large and not in a cooldown."""
@@ -698,6 +705,8 @@ class PerpMarket:
         """Replace the state with a dump's."""
         state = json.loads(data)
         self.positions = {row[0]: list(row[1:]) for row in state["positions"]}
+        self._longs = {a for a, p in self.positions.items() if p[0] > 0}
+        self._shorts = {a for a, p in self.positions.items() if p[0] < 0}
         self.settings = {row[0]: (row[1], bool(row[2])) for row in state["settings"]}
         self.cooldowns = {row[0]: row[1] for row in state["cooldowns"]}
         self.long_oi = state["oi"]
@@ -717,6 +726,8 @@ class PerpMarket:
         shorts = -sum(p[0] for p in self.positions.values() if p[0] < 0)
         assert longs == shorts == self.long_oi, f"{self.name}: long OI {longs}, short OI {shorts}, kept {self.long_oi}"
         assert all(p[0] != 0 for p in self.positions.values()), f"{self.name}: a zero position is kept"
+        assert self._longs == {a for a, p in self.positions.items() if p[0] > 0}, f"{self.name}: the longs' index"
+        assert self._shorts == {a for a, p in self.positions.items() if p[0] < 0}, f"{self.name}: the shorts' index"
         if self.pool >= 0:
             basis = sum(p[1] for p in self.positions.values())
             pool = sum(self.view.balance(self.pool, self.settlement))
