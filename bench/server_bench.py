@@ -43,7 +43,7 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from exos import commands as C
-from exos.signing import Domain, address_of, sign, sign_batch
+from exos.signing import Domain, address_of, login_digest, sign, sign_batch, sign_digest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MARKET = "BTC-USDC"
@@ -274,8 +274,14 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
     fills: list[float] = []
     async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws") as user, \
             websockets.connect(f"ws://127.0.0.1:{port}/v1/ws") as trade:  # fmt: skip
+        stamp = time.time_ns() // 1_000_000  # the user channel opens to a login signed by the account
+        login = sign_digest(login_digest(maker, stamp, domain), maker_key)
+        await user.send(json.dumps({"op": "login", "address": "0x" + maker.hex(), "timestamp": stamp,
+                                    "signature": "0x" + login.hex()}))  # fmt: skip
         await user.send(json.dumps({"op": "subscribe", "channel": "user", "address": "0x" + maker.hex()}))
-        await user.recv()
+        for _ in range(2):
+            answer = json.loads(await user.recv())
+            assert answer["channel"] in ("login", "subscription"), answer
         stop = time.perf_counter() + seconds
 
         async def probe() -> None:
