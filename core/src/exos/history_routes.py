@@ -15,7 +15,8 @@ signed for it (`exos.auth`). Settlements without an address are the markets' res
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,18 @@ class HistoryReader:
         """The last journal sequence the store holds."""
         value = self.connection().value("SELECT value FROM meta WHERE key = 'last_seq'")
         return str(value) if value is not None else "0"
+
+
+@contextlib.contextmanager
+def _built() -> Iterator[None]:
+    """Read the store, answering 503 HISTORY_STARTING while the projector is still creating its tables."""
+    try:
+        yield
+    except Exception as exc:
+        # the file (or database) exists a moment before its schema: SQLite's and psycopg's errors for that
+        if "no such table" in str(exc) or type(exc).__name__ == "UndefinedTable":
+            raise QueryError(503, "HISTORY_STARTING", "the history store is being built from the journal") from None
+        raise
 
 
 def _check(limit: int, since: int | None, until: int | None) -> None:
@@ -83,9 +96,11 @@ def add_routes(app: FastAPI, reader: HistoryReader, responses: dict[int | str, d
                 limit: int) -> dict[str, Any]:  # fmt: skip
         _check(limit, since, until)
         db = reader.connection()
-        items = history.page(db, table, where, before=_cursor(before), limit=limit, since_ms=since, until_ms=until)
-        next_before = history.cursor(table, items[-1]) if len(items) == limit else None
-        return {"items": items, "next_before": next_before, "as_of_seq": reader.as_of()}
+        with _built():
+            items = history.page(db, table, where, before=_cursor(before), limit=limit, since_ms=since,
+                                 until_ms=until)  # fmt: skip
+            next_before = history.cursor(table, items[-1]) if len(items) == limit else None
+            return {"items": items, "next_before": next_before, "as_of_seq": reader.as_of()}
 
     @app.get("/v1/history/orders", responses=private)
     async def order_history(address: str, sub: int | None = None, market: str | None = None,
@@ -130,5 +145,6 @@ def add_routes(app: FastAPI, reader: HistoryReader, responses: dict[int | str, d
         if interval not in history.INTERVALS:
             raise QueryError(422, "BAD_REQUEST", f"interval: one of {', '.join(history.INTERVALS)}")
         _check(limit, since, until)
-        items = history.candles(reader.connection(), market, interval, since_ms=since, until_ms=until, limit=limit)
-        return {"market": market, "interval": interval, "items": items, "as_of_seq": reader.as_of()}
+        with _built():
+            items = history.candles(reader.connection(), market, interval, since_ms=since, until_ms=until, limit=limit)
+            return {"market": market, "interval": interval, "items": items, "as_of_seq": reader.as_of()}
