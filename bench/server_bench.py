@@ -12,9 +12,10 @@ book stays small and about half the orders trade. Four ways in:
 - ws-batch:     the order channel with signed batches of 100.
 
 "Accepted" counts orders whose answer says accepted (the engine took them and the group holding them
-is durable). Then, at half the best ws-single rate, a probe account rests an order and a second one
-crosses it every few ms: latency is from sending the crossing order to (a) its acknowledgement and
-(b) the maker's fill arriving on the maker's user channel; p50/p99 of each.
+is durable). Then, at half the best ws-single rate (the same funded, crossing orders, paced on one
+connection), a probe account rests an order and a second one crosses it every few ms: latency is
+from sending the crossing order to (a) its acknowledgement and (b) the maker's fill arriving on the
+maker's user channel (logged in); p50/p99 of each.
 
 Where the time goes: CPU seconds of the sequencer, of the verifiers and of the load generator per
 accepted order (from /proc), next to the wall time per order.
@@ -43,7 +44,7 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from exos import commands as C
-from exos.signing import Domain, address_of, sign, sign_batch
+from exos.signing import Domain, address_of, login_digest, sign, sign_batch, sign_digest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MARKET = "BTC-USDC"
@@ -268,14 +269,23 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
     import websockets
 
     (maker_key, maker), (taker_key, taker) = key(900_001), key(900_002)
-    await fund(port, [maker, taker])
+    # the background's keys too: this is a fresh server, and unfunded background orders would all be refused (cheap)
+    at = slice(C.ADDRESS_OFFSET, C.ADDRESS_OFFSET + C.ADDRESS_LEN)
+    senders = {bytes.fromhex(json.loads(m)["action"]["record"][2:])[at] for q in background for m in q}
+    await fund(port, [maker, taker, *sorted(senders)])
     orders = Orders(domain, 99)
     acks: list[float] = []
     fills: list[float] = []
     async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws") as user, \
             websockets.connect(f"ws://127.0.0.1:{port}/v1/ws") as trade:  # fmt: skip
+        stamp = time.time_ns() // 1_000_000  # the user channel opens to a login signed by the account
+        login = sign_digest(login_digest(maker, stamp, domain), maker_key)
+        await user.send(json.dumps({"op": "login", "address": "0x" + maker.hex(), "timestamp": stamp,
+                                    "signature": "0x" + login.hex()}))  # fmt: skip
         await user.send(json.dumps({"op": "subscribe", "channel": "user", "address": "0x" + maker.hex()}))
-        await user.recv()
+        for _ in range(2):
+            answer = json.loads(await user.recv())
+            assert answer["channel"] in ("login", "subscription"), answer
         stop = time.perf_counter() + seconds
 
         async def probe() -> None:

@@ -104,11 +104,18 @@ def test_account_actions_and_agents(server: tuple[str, Engine]) -> None:
         with Client(base, AGENT_KEY, account=TRADER) as agent:
             assert agent.address == TRADER and agent.signer != TRADER
             assert agent.place(MARKET, "buy", "60000", "0.0001").code == "NOT_AUTHORISED"
+            with pytest.raises(ClientError) as stranger:
+                agent.account()  # not yet an agent: it may not read the account either
+            assert (stranger.value.code, stranger.value.status) == ("NOT_AUTHORISED", 401)
             assert master.approve_agent(agent.signer, "bot", expiry=2**62).accepted
             placed = agent.place(MARKET, "buy", "60000", "0.0001")
             assert placed.accepted and placed.order_id in [int(o["order_id"]) for o in master.account()["open_orders"]]
+            assert agent.account() == master.account() and agent.fills() == master.fills() == []
             assert master.revoke_agent(agent.signer).accepted
             assert agent.place(MARKET, "buy", "60000", "0.0001").code == "NOT_AUTHORISED"
+            with pytest.raises(ClientError) as revoked:
+                agent.account()
+            assert (revoked.value.code, revoked.value.status) == ("NOT_AUTHORISED", 401)
 
 
 def test_refusals_are_typed(tmp_path: Path) -> None:
@@ -371,6 +378,40 @@ def test_user_and_trades_channels(server: tuple[str, Engine]) -> None:
             assert mine.resyncs == trades.resyncs == ["disconnected"]
 
     asyncio.run(main())
+
+
+def test_an_agents_user_channel_ends_with_its_approval(server: tuple[str, Engine]) -> None:
+    """An agent key with `account=master` logs in to the master's user channel and follows its orders; revoking the
+    agent logs it out: the stream yields `logged_out` and ends."""
+    base, _ = server
+
+    async def main() -> None:
+        async with await AsyncClient.connect(base, KEY) as master, \
+                await AsyncClient.connect(base, AGENT_KEY, account=TRADER) as agent:  # fmt: skip
+            await master.faucet()
+            assert (await master.approve_agent(agent.signer, "watcher", expiry=2**62)).accepted
+            async with agent.subscribe_user() as stream:
+                placed = await master.place(MARKET, "buy", "60000", "0.0001")
+                seen = [m async for m in _until(stream, "logged_out", after=lambda: master.revoke_agent(agent.signer),
+                                                 trigger="OrderAccepted")]  # fmt: skip
+            assert seen[0]["type"] == "OrderAccepted" and seen[0]["order_id"] == str(placed.order_id)
+            assert (seen[-1]["type"], seen[-1]["reason"]) == ("logged_out", "agent revoked")
+            with pytest.raises(ClientError) as refused:
+                async with agent.subscribe_user():
+                    pass
+            assert refused.value.code == "NOT_AUTHORISED"
+
+    asyncio.run(main())
+
+
+async def _until(stream: Any, last: str, after: Any, trigger: str) -> AsyncIterator[dict[str, Any]]:
+    """The stream's messages up to the end of the stream (which follows `last`), calling `after()` on `trigger`."""
+    async with asyncio.timeout(10):
+        async for message in stream:
+            yield message
+            if message.get("type") == trigger:
+                await after()
+    assert message.get("type") == last
 
 
 def test_order_channel_over_the_websocket(server: tuple[str, Engine]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import free_port, serving
-from tests.test_server import KEY, TRADER, manifest
+from tests.test_server import KEY, manifest
 
 from exos import history
 from exos.engine import Engine
@@ -147,23 +147,32 @@ def test_served_history_survives_a_restart(tmp_path: Path, history_store: str) -
                     taker.faucet()
                     maker.place("BTC-USDC", "sell", "65000", "0.0003")
                     assert taker.place("BTC-USDC", "buy", "65000", "0.0002").fills
-            answers.append(_wait_for_history(base, maker_address="0x" + TRADER.hex()))
+            answers.append(_wait_for_history(base))
     assert answers[0] == answers[1] == answers[2]
     fills, candles = answers[0]
     assert [(f["side"], f["maker"], f["size"]) for f in fills] == [("1", "1", "2")]
     assert [(c["open"], c["volume"], c["trades"]) for c in candles] == [("6500000", "2", "1")]
 
 
-def _wait_for_history(base: str, maker_address: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The maker's fills and the market's 1m candles once the projector has caught up with the trade."""
+def _wait_for_history(base: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The maker's fills (a private read: signed by the client) and the market's 1m candles (public) once the
+    projector has caught up with the trade."""
+    from exos.client import Client, ClientError
+
     deadline = time.monotonic() + 20
-    while True:
-        response = httpx.get(f"{base}/v1/history/fills", params={"address": maker_address}, timeout=10)
-        if response.status_code == 200 and response.json()["items"]:
-            candles = httpx.get(f"{base}/v1/markets/BTC-USDC/candles", params={"interval": "1m"}, timeout=10)
-            return response.json()["items"], candles.json()["items"]
-        assert time.monotonic() < deadline, response.text
-        time.sleep(0.1)
+    with Client(base, KEY) as maker:
+        while True:
+            try:
+                fills = maker.history("fills")["items"]
+            except ClientError as exc:  # 503 while the projector builds the store
+                if exc.code != "HISTORY_STARTING":
+                    raise
+                fills = []
+            if fills:
+                candles = httpx.get(f"{base}/v1/markets/BTC-USDC/candles", params={"interval": "1m"}, timeout=10)
+                return fills, candles.json()["items"]
+            assert time.monotonic() < deadline, "the history store never caught up"
+            time.sleep(0.1)
 
 
 def _drop(store: str | Path) -> None:

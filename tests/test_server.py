@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import socket
 import subprocess
 import sys
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 TRADER = bytes.fromhex(Account.from_key(KEY).address[2:])
 CHAIN_ID, VERIFIER = 31337, "0x" + "e0" * 20
+DOMAIN = {"name": "exos spot demo", "version": "1", "chainId": CHAIN_ID, "verifyingContract": VERIFIER}
 
 
 def manifest(tmp_path: Path) -> Path:
@@ -45,9 +48,10 @@ def manifest(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    """The app on uvicorn in a thread, on a free loopback port; the test's clock makes timestamps."""
+    """The app on uvicorn in a thread, on a free loopback port; the test's clock makes timestamps (1 ms a command
+    from now: signed reads must be within a minute of it)."""
     engine = Engine.from_manifest(manifest(tmp_path), journal=tmp_path / "journal")
-    ticks = iter(range(1_000, 10**9))
+    ticks = itertools.count(time.time_ns() // 1_000_000)
     with running(create_app(engine, clock=lambda: next(ticks))) as base:
         yield base, engine
 
@@ -57,11 +61,31 @@ def signed(command: C.Command) -> dict[str, str]:
     record = bytearray(command.pack())
     record[10:18] = bytes(8)  # timestamp: the sequencer's
     record[46:66] = bytes(20)  # signer: what the server recovers
-    domain = {"name": "exos spot demo", "version": "1", "chainId": CHAIN_ID, "verifyingContract": VERIFIER}
     types = {"Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}]}
     message = {"source": "a", "connectionId": keccak(bytes(record))}
-    signature = Account.sign_typed_data(KEY, domain, types, message).signature
+    signature = Account.sign_typed_data(KEY, DOMAIN, types, message).signature
     return {"record": "0x" + bytes(record).hex(), "signature": "0x" + bytes(signature).hex()}
+
+
+def read_headers(method: str, target: str, key: bytes = KEY, account: bytes = TRADER) -> dict[str, str]:
+    """Sign a private read as a client that read only the README: EIP-712 Request over the method, the path with its
+    query as sent, and the time."""
+    timestamp = time.time_ns() // 1_000_000
+    types = {"Request": [{"name": "account", "type": "address"}, {"name": "method", "type": "string"},
+                         {"name": "path", "type": "string"}, {"name": "timestamp", "type": "uint64"}]}  # fmt: skip
+    message = {"account": "0x" + account.hex(), "method": method, "path": target, "timestamp": timestamp}
+    signature = Account.sign_typed_data(key, DOMAIN, types, message).signature
+    return {"X-Exos-Address": "0x" + account.hex(), "X-Exos-Timestamp": str(timestamp),
+            "X-Exos-Signature": "0x" + bytes(signature).hex()}  # fmt: skip
+
+
+def login(key: bytes = KEY, account: bytes = TRADER) -> str:
+    """The WebSocket login as a client that read only the README: EIP-712 Login over the account and the time."""
+    timestamp = time.time_ns() // 1_000_000
+    types = {"Login": [{"name": "account", "type": "address"}, {"name": "timestamp", "type": "uint64"}]}
+    signature = Account.sign_typed_data(key, DOMAIN, types, {"account": "0x" + account.hex(), "timestamp": timestamp})
+    return json.dumps({"op": "login", "id": "login", "address": "0x" + account.hex(), "timestamp": timestamp,
+                       "signature": "0x" + bytes(signature.signature).hex()})  # fmt: skip
 
 
 def order(nonce: int, side: int = 0, price: int = 6_500_000, size: int = 3) -> C.PlaceOrder:
@@ -81,7 +105,9 @@ def test_place_and_cancel_through_the_api(server: tuple[str, Engine]) -> None:
         accepted = next(e for e in placed["events"] if e["type"] == "OrderAccepted")
         book = client.get("/v1/markets/BTC-USDC/book").json()
         assert book["bids"] == [["6500000", "3", "1"]]
-        account = client.get(f"/v1/accounts/0x{TRADER.hex()}").json()
+        path = f"/v1/accounts/0x{TRADER.hex()}"
+        assert client.get(path).status_code == 401  # private: unsigned, refused
+        account = client.get(path, headers=read_headers("GET", path)).json()
         assert account["balances"]["USDC"]["locked"] == str(6_500_000 * 3)
         assert [o["order_id"] for o in account["open_orders"]] == [accepted["order_id"]]
         cancel = C.CancelOrder(actor=C.Actor(TRADER), timestamp=0, nonce=1_700_000_000_002, market="BTC-USDC",
@@ -91,6 +117,35 @@ def test_place_and_cancel_through_the_api(server: tuple[str, Engine]) -> None:
         markets = client.get("/v1/markets").json()
         assert [m["name"] for m in markets] == ["BTC-USDC", "ETH-USDC"]
     assert engine.seq == 4  # two faucet deposits, the order, the cancel: each journaled before its answer
+
+
+def test_a_client_from_the_readme_logs_in_and_reads_its_account(server: tuple[str, Engine]) -> None:
+    """Plain eth-account, httpx and websockets: a login opens the user channel, which then carries the account's own
+    order; signed REST reads (a query string included) answer; a read of someone else's account is refused."""
+    import websockets.sync.client
+
+    base, _ = server
+    httpx.post(f"{base}/v1/faucet", json={"address": "0x" + TRADER.hex()}, timeout=10)
+    with websockets.sync.client.connect(base.replace("http", "ws") + "/v1/ws") as ws:
+        ws.send(json.dumps({"op": "subscribe", "id": 1, "channel": "user", "address": "0x" + TRADER.hex()}))
+        assert json.loads(ws.recv(timeout=10))["error"]["code"] == "NOT_AUTHENTICATED"
+        ws.send(login())
+        ws.send(json.dumps({"op": "subscribe", "id": 2, "channel": "user", "address": "0x" + TRADER.hex()}))
+        logged_in, subscribed = json.loads(ws.recv(timeout=10)), json.loads(ws.recv(timeout=10))
+        assert (logged_in["channel"], logged_in["signer"], logged_in["expiry"]) == ("login", "0x" + TRADER.hex(), None)
+        assert (subscribed["channel"], subscribed["id"]) == ("subscription", 2)
+        placed = httpx.post(f"{base}/v1/actions", json=signed(order(time.time_ns() // 1_000_000)), timeout=10).json()
+        accepted = json.loads(ws.recv(timeout=10))
+        assert accepted["type"] == "OrderAccepted" and accepted["order_id"] == placed["events"][0]["order_id"]
+    with httpx.Client(base_url=base, timeout=10) as client:
+        target = f"/v1/accounts/0x{TRADER.hex()}/fills?sub=0&limit=5"
+        assert client.get(target, headers=read_headers("GET", target)).json() == []
+        target = f"/v1/accounts/0x{TRADER.hex()}?sub=0"
+        answer = client.get(target, headers=read_headers("GET", target)).json()
+        assert [o["order_id"] for o in answer["open_orders"]] == [accepted["order_id"]]
+        other = "/v1/accounts/0x" + "ab" * 20
+        refused = client.get(other, headers=read_headers("GET", other))
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
 
 
 def test_replays_bad_signatures_and_bad_requests_are_refused(server: tuple[str, Engine]) -> None:

@@ -26,6 +26,11 @@ nonces and refuses one below them, so a request must not be overtaken by 100 lat
 signer: a nonce is taken only once its request holds a connected HTTP connection (or the order
 channel), and the async client keeps at most `connections` (32) requests in flight.
 
+Private reads (the account, its fills, an order by client id, history) are signed automatically
+(`Request` typed data in the `X-Exos-*` headers, `exos.auth`), and a user-channel subscription logs
+in first (`Login`), again after every reconnection; an agent's key with `account=master` reads the
+master's account as long as the agent is approved.
+
 A request the server refuses raises `ClientError(message, code=...)` (`RateLimited` for HTTP 429); a
 command the engine refuses comes back as a `Result` with `accepted` False and its code (in a batch, an
 item the gateway rate-limited comes back as a `Result` with code RATE_LIMITED). Network failures raise
@@ -59,11 +64,21 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from exos import commands as C
 from exos.errors import ExosError
 from exos.feed import CHECKSUM_LEVELS, checksum
-from exos.signing import Domain, SignatureError, address_of, batch_digest, digest, sign_digest
+from exos.signing import (
+    Domain,
+    SignatureError,
+    address_of,
+    batch_digest,
+    digest,
+    login_digest,
+    request_digest,
+    sign_digest,
+)
 
 SIDES = {"buy": 0, "sell": 1}
 TIFS = {"gtc": 0, "gtd": 1, "ioc": 2, "fok": 3}
 MAX_BATCH = 100  # the server's limit for both batch forms
+HISTORY_TABLES = ("orders", "fills", "transfers", "settlements")
 MAX_MESSAGE = 64 << 20  # a full book's snapshot is one WebSocket message: websockets' 1 MiB default is too small
 
 T = TypeVar("T")
@@ -185,6 +200,15 @@ class _Call(Generic[T]):
     parse: Callable[[Any], T]
     params: dict[str, Any] | None = None
     body: dict[str, Any] | None = None
+    # a private read: the signature headers for (method, the target as sent), made just before sending
+    auth: Callable[[str, str], dict[str, str]] | None = None
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """The HTTP request on `http` (signed if private: over the exact target httpx will send)."""
+        request = http.build_request(self.method, self.path, params=self.params, json=self.body)
+        if self.auth is not None:
+            request.headers.update(self.auth(self.method, request.url.raw_path.decode("ascii")))
+        return request
 
 
 def _refusal(status: int, body: Any) -> ClientError:
@@ -257,6 +281,9 @@ class _Venue:
         self.domain = domain
         self.markets = markets  # by name; shared with an order channel, so refreshed in place
         self.nonces = Nonces.of(self.signer)
+        # login timestamps must differ (the server accepts each login once) but must not spend command nonces:
+        # a burst of orders runs the nonce counter ahead of the clock, past the login window
+        self.login_times = Nonces.of(b"login " + self.signer)
 
     def nonce(self) -> int:
         """The next nonce: the clock in ms, but always above the last one this signer used."""
@@ -314,6 +341,19 @@ class _Venue:
             command = attrs.evolve(command, nonce=self.nonce())
         record = command.pack()
         return {"record": _hex(record), "signature": _hex(sign_digest(digest(record, self.domain), self._private))}
+
+    def _read_headers(self, method: str, target: str) -> dict[str, str]:
+        """The headers that sign one private read: `Request(account, method, path, timestamp)` (`exos.auth`)."""
+        timestamp = time.time_ns() // 1_000_000
+        signed = request_digest(self.address, method, target, timestamp, self.domain)
+        return {"X-Exos-Address": _hex(self.address), "X-Exos-Timestamp": str(timestamp),
+                "X-Exos-Signature": _hex(sign_digest(signed, self._private))}  # fmt: skip
+
+    def login(self) -> dict[str, Any]:
+        """A fresh WebSocket login for this client's account: `{"op": "login", "address", "timestamp", "signature"}`."""
+        timestamp = self.login_times.take()
+        signature = sign_digest(login_digest(self.address, timestamp, self.domain), self._private)
+        return {"op": "login", "address": _hex(self.address), "timestamp": timestamp, "signature": _hex(signature)}
 
     # ------------------------------------------------------------ requests (the clients' methods run these)
 
@@ -414,15 +454,27 @@ class _Venue:
     def _order_by_client_id(self, market: str, client_id: bytes, *, sub: int = 0) -> _Call[dict[str, Any]]:
         """An order's status by the account's 16-byte client id."""
         params = {"address": _hex(self.address), "sub": sub, "client_id": _hex(client_id)}
-        return _Call("GET", f"/v1/markets/{market}/orders", _json, params=params)
+        return _Call("GET", f"/v1/markets/{market}/orders", _json, params=params, auth=self._read_headers)
 
     def _account(self, *, sub: int = 0) -> _Call[dict[str, Any]]:
         """The sub-account's balances (available and locked, smallest units) and open orders."""
-        return _Call("GET", f"/v1/accounts/{_hex(self.address)}", _json, params={"sub": sub})
+        return _Call("GET", f"/v1/accounts/{_hex(self.address)}", _json, params={"sub": sub}, auth=self._read_headers)
 
     def _fills(self, *, sub: int = 0, limit: int = 100) -> _Call[list[dict[str, Any]]]:
         """The sub-account's recent fills, newest first."""
-        return _Call("GET", f"/v1/accounts/{_hex(self.address)}/fills", _json, params={"sub": sub, "limit": limit})
+        return _Call("GET", f"/v1/accounts/{_hex(self.address)}/fills", _json, params={"sub": sub, "limit": limit},
+                     auth=self._read_headers)  # fmt: skip
+
+    def _history(self, table: str, *, sub: int | None = None, market: str | None = None, before: str | None = None,
+                 since: int | None = None, until: int | None = None,
+                 limit: int = 100) -> _Call[dict[str, Any]]:  # fmt: skip
+        """A page of the account's history (`table`: orders, fills, transfers or settlements), newest first: `items`,
+        `next_before` (pass it as `before` for the next page) and `as_of_seq`."""
+        if table not in HISTORY_TABLES:
+            raise ClientError(f"table: one of {', '.join(HISTORY_TABLES)}, got {table!r}", code="BAD_ARGUMENT")
+        filters = {"sub": sub, "market": market, "before": before, "since": since, "until": until}
+        params = {"address": _hex(self.address), **{k: v for k, v in filters.items() if v is not None}, "limit": limit}
+        return _Call("GET", f"/v1/history/{table}", _json, params=params, auth=self._read_headers)
 
 
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
@@ -542,7 +594,7 @@ class Client(_Venue):
         if lane.stale():
             lane.http.get("/v1/info")
         call = make()
-        response = lane.http.request(call.method, call.path, params=call.params, json=call.body)
+        response = lane.http.send(call.request(lane.http))
         lane.used = time.monotonic()
         return _answer(response.status_code, _body(response), call)
 
@@ -567,6 +619,7 @@ class Client(_Venue):
     order_by_client_id = _blocking(_Venue._order_by_client_id)
     account = _blocking(_Venue._account)
     fills = _blocking(_Venue._fills)
+    history = _blocking(_Venue._history)
 
 
 # ------------------------------------------------------------------ async: HTTP and the order channel
@@ -650,6 +703,7 @@ class AsyncClient(_AsyncRunner):
     order_by_client_id = _awaiting(_Venue._order_by_client_id)
     account = _awaiting(_Venue._account)
     fills = _awaiting(_Venue._fills)
+    history = _awaiting(_Venue._history)
 
     def subscribe_book(self, market: str, **options: Unpack[StreamOptions]) -> BookSubscription:
         """A local L2 book of `market`, kept from the book channel (`async with`; see `BookSubscription`)."""
@@ -659,9 +713,12 @@ class AsyncClient(_AsyncRunner):
         """The market's trades as they happen (`async with ... as s: async for trade in s`)."""
         return Subscription(self.ws_url, {"channel": "trades", "market": market}, **options)
 
-    def subscribe_user(self, address: bytes | None = None, **options: Unpack[StreamOptions]) -> Subscription:
-        """An account's own events (orders, fills, transfers), by default this client's account."""
-        return Subscription(self.ws_url, {"channel": "user", "address": _hex(address or self.address)}, **options)
+    def subscribe_user(self, **options: Unpack[StreamOptions]) -> Subscription:
+        """This client's account's own events (orders, fills, transfers), logged in with its key (again after each
+        reconnection). A `{"type": "logged_out"}` message says the server ended the login (an agent revoked or
+        expired); the stream then ends."""
+        return Subscription(self.ws_url, {"channel": "user", "address": _hex(self.address)}, login=self.login,
+                            **options)  # fmt: skip
 
 
 class Lanes:
@@ -717,7 +774,7 @@ class Lanes:
             if lane.stale():
                 await lane.http.get("/v1/info")
             call = make()
-            response = await lane.http.request(call.method, call.path, params=call.params, json=call.body)
+            response = await lane.http.send(call.request(lane.http))
             lane.used = time.monotonic()
         finally:
             self._release(lane)
@@ -827,10 +884,12 @@ class _Stream:
     """One subscription on its own WebSocket connection: resubscribes after a drop, with backoff."""
 
     def __init__(self, url: str, request: dict[str, Any], *, backoff: float = 0.05, max_backoff: float = 2.0,
-                 open_timeout: float = 10) -> None:  # fmt: skip
-        """Subscribe with `request` (channel and market or address) at `url` once opened."""
+                 open_timeout: float = 10, login: Callable[[], dict[str, Any]] | None = None) -> None:  # fmt: skip
+        """Subscribe with `request` (channel and market or address) at `url` once opened, after a fresh `login()`
+        message on each connection if given (the user channel)."""
         self.url = url
         self.request = request
+        self.login = login
         self.backoff, self.max_backoff, self.open_timeout = backoff, max_backoff, open_timeout
         self.resyncs: list[str] = []  # why the stream started over: gap, checksum, resync, disconnected
         self._ws: ClientConnection | None = None
@@ -882,9 +941,13 @@ class _Stream:
                     raise ClientError(f"cannot subscribe at {self.url}: {exc!r}", code="UNREACHABLE") from exc
 
     async def _handshake(self, ws: ClientConnection) -> None:
-        """Send the subscription and keep what arrives before its acknowledgement (a book's snapshot)."""
-        request_id = next(self._ids)
+        """Log in if need be, send the subscription, keep what arrives before its acknowledgement (a book's snapshot).
+
+        The server handles a connection's messages in order, so the subscription can follow the login at once."""
         self._pending.clear()
+        if self.login is not None:
+            await ws.send(json.dumps({**self.login(), "id": next(self._ids)}))
+        request_id = next(self._ids)
         await ws.send(json.dumps({"op": "subscribe", "id": request_id, **self.request}))
         async with asyncio.timeout(self.open_timeout):
             while True:
@@ -895,7 +958,8 @@ class _Stream:
                     self._closed = True
                     await ws.close()
                     raise _refusal(400, message)
-                self._pending.append(message)
+                if message.get("channel") != "login":
+                    self._pending.append(message)
 
     async def _reconnect(self, reason: str) -> None:
         """Drop the connection and subscribe again (a book rebuilds from the new snapshot)."""
@@ -927,7 +991,11 @@ class _Stream:
                 continue
             if message.get("channel") == "error":
                 raise _refusal(400, message)
-            if message.get("channel") != "subscription":
+            if message.get("type") == "logged_out":  # the server ended the login: nothing more will come
+                self._closed = True
+                await self._ws.close()
+                return message
+            if message.get("channel") not in ("subscription", "login"):
                 return message
 
     def _on_reconnected(self) -> None:

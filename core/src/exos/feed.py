@@ -8,6 +8,10 @@ the group, the same number REST reports) and `prev_seq` (the previous message's 
 last sequence differs has missed something and resubscribes), and a checksum of the top
 CHECKSUM_LEVELS levels.
 
+The user channel of an account is open only to a connection logged in as it (`exos.auth`): with the
+account's own key, or an agent's until the agent is revoked (the feed sees the AgentRevoked event and
+logs such connections out) or expires (the server's timer does the same).
+
 A client's queue holds at most QUEUE_MAX messages. When a client falls behind, its queue is dropped
 and it gets a fresh snapshot of each book it follows (and a `resync` notice on its other channels), so
 it never sees a silent gap.
@@ -39,6 +43,7 @@ _BOOK_SEQ_AT = {
 }  # fmt: skip
 _FILL = int(EventKind.FILL)
 _LISTED = int(EventKind.MARKET_LISTED)
+_REVOKED = int(EventKind.AGENT_REVOKED)
 _MARKET_EVENT = int(EventKind.MARKET_EVENT)
 # events that name an account: its address is the field after market and order id (or first)
 _ADDRESS_AT = {
@@ -98,6 +103,8 @@ class Subscriber:
         self.wake = asyncio.Event()
         self.behind = False
         self.subs: set[tuple[str, str | bytes]] = set()  # (channel, market name or account address)
+        self.logins: dict[bytes, bytes] = {}  # account -> the signer that logged in as it (itself or an agent)
+        self.timers: dict[bytes, asyncio.TimerHandle] = {}  # account -> the logout when its agent expires
 
     def push(self, message: dict[str, Any]) -> None:
         """Queue a message; a full queue marks the client behind (the sender resyncs it)."""
@@ -125,6 +132,7 @@ class Feed:
         self.book_subs: dict[str, set[Subscriber]] = {}
         self.trade_subs: dict[str, set[Subscriber]] = {}
         self.user_subs: dict[bytes, set[Subscriber]] = {}
+        self.agent_logins: dict[tuple[bytes, bytes], set[Subscriber]] = {}  # (account, agent) -> logged in so
 
     def load(self, books: list[Any]) -> None:
         """Start from the sequencer's snapshot: (market, seq, bids, asks) with (price, size, count) rows."""
@@ -173,6 +181,9 @@ class Feed:
                     subscriber.push(trade)
             if self.user_subs:
                 self._user(event)
+            if kind == _REVOKED and self.agent_logins:
+                for subscriber in list(self.agent_logins.get((event[4], event[5]), ())):
+                    self.logout(subscriber, event[4], "agent revoked")
         for market, (before, deltas) in changed.items():
             book = books[market]
             bids = [[str(e[6]), str(e[7]), str(e[8])] for e in deltas if e[5] == 0]
@@ -221,6 +232,39 @@ class Feed:
                 if not table[k]:
                     del table[k]
                 subscriber.subs.discard((c, k))
+
+    def login(self, subscriber: Subscriber, account: bytes, signer: bytes) -> None:
+        """Let `subscriber` follow `account`'s user channel (the caller checked the signature and the agent)."""
+        self.logout(subscriber, account, unsubscribe=False)  # a second login as the account replaces the first
+        subscriber.logins[account] = signer
+        if signer != account:
+            self.agent_logins.setdefault((account, signer), set()).add(subscriber)
+
+    def logout(self, subscriber: Subscriber, account: bytes, reason: str | None = None, *,
+               unsubscribe: bool = True) -> None:  # fmt: skip
+        """End a login (and the user channel it opened); with a `reason`, tell the client why."""
+        signer = subscriber.logins.pop(account, None)
+        timer = subscriber.timers.pop(account, None)
+        if timer is not None:
+            timer.cancel()
+        if signer is None:
+            return
+        if signer != account:
+            logged_in = self.agent_logins.get((account, signer), set())
+            logged_in.discard(subscriber)
+            if not logged_in:
+                self.agent_logins.pop((account, signer), None)
+        if unsubscribe and ("user", account) in subscriber.subs:
+            self.unsubscribe(subscriber, "user", account)
+        if reason is not None:
+            subscriber.answer({"channel": "user", "type": "logged_out", "address": "0x" + account.hex(),
+                               "reason": reason})  # fmt: skip
+
+    def close(self, subscriber: Subscriber) -> None:
+        """A client has gone: every subscription and login ends."""
+        for account in list(subscriber.logins):
+            self.logout(subscriber, account)
+        self.unsubscribe(subscriber)
 
     def catch_up(self, subscriber: Subscriber) -> list[dict[str, Any]]:
         """For a client that fell behind: a snapshot of each book it follows and a resync notice per channel."""

@@ -351,13 +351,22 @@ def cursor(table: str, row: dict[str, Any]) -> str:
     return f"{row[first]}.{row[second]}"
 
 
+class _Null:
+    """The `page` filter that matches rows whose column is NULL (None means no filter on it)."""
+
+
+NULL = _Null()
+
+
 def page(db: Store, table: str, where: dict[str, Any], *, before: tuple[int, int] | None, limit: int,
          since_ms: int | None = None, until_ms: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Rows of a history table, newest first, keyset-paged (`before`: the key of the last row already seen)."""
     first, second, ts = PAGE_KEYS.get(table, ("seq", "idx", "ts"))
     clauses, params = [], []
     for column, value in where.items():
-        if value is not None:
+        if value is NULL:
+            clauses.append(f"{column} IS NULL")
+        elif value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
     if before is not None:

@@ -4,7 +4,8 @@ Verified actions reach it already stamped with their signer; it stamps the time 
 earlier than the last command), checks the gateway's rate limits, applies everything that arrived
 together as one group commit (one fsync acknowledges them all) and hands back each action's events.
 Reads (books, accounts, orders, trades, fills) are answered from the engine and the tape between
-groups, so a client reads its own writes.
+groups, so a client reads its own writes; so is whether a signer may read an account (its agents
+are engine state), and which logins were accepted already (`exos.auth`).
 
 `Sequencer` is the logic; `run` is the process loop that serves verifier processes over Unix sockets
 (`exos.wire` frames). The same `Sequencer` serves in-process (`exos.server.LocalBackend`) for tests and
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import heapq
 import json
 import marshal
 import selectors
@@ -40,6 +42,7 @@ _DONE = int(EventKind.COMMAND_DONE)
 _CANCELS = frozenset((int(C.Kind.CANCEL), int(C.Kind.CANCEL_BY_CLIENT_ID), int(C.Kind.CANCEL_ALL)))
 _ADDRESS = slice(C.ADDRESS_OFFSET, C.ADDRESS_OFFSET + C.ADDRESS_LEN)  # the account address inside a record
 BOOK_LEVELS_MAX = 1000
+READ_WINDOW_MS = 60_000  # a signed read or login is good within this much of the server's clock (exos.auth)
 
 
 class QueryError(Exception):
@@ -89,6 +92,9 @@ class Sequencer:
         self.by_ip = Buckets(limits.ip_rate, limits.ip_burst)
         self.tape = Tape()
         self.admin = engine.manifest.venue.admins[0]
+        # logins accepted while their timestamp could pass the window again: (signer, account, timestamp)
+        self.logins: set[bytes] = set()
+        self.login_times: list[tuple[int, bytes]] = []  # a heap by timestamp, to forget them in order
 
     def now(self) -> int:
         """A timestamp no earlier than the engine's last."""
@@ -250,6 +256,31 @@ class Sequencer:
         return {"market": market, "order_id": str(order_id), "address": _hex(first[6]), "sub": first[7],
                 "side": first[8], "price": str(first[9]), "size": str(row[2]), "filled": str(row[1]),
                 "status": row[0], "reason": row[4] if len(row) > 4 else None}  # fmt: skip
+
+    def q_authorise(self, account: bytes, signer: bytes, login: int | None = None) -> dict[str, Any]:
+        """Whether `signer` may read `account` now: the account itself, or an approved, unexpired agent of it (then
+        its expiry, ms). With `login` (a WebSocket login's timestamp), also that this login is not a replay."""
+        expiry = None
+        if signer != account:
+            now = self.now()
+            expiry = next((e for agent, _, e in self.engine.agents_of(account) if agent == signer and now < e), None)
+            if expiry is None:
+                raise QueryError(401, "NOT_AUTHORISED", f"signer {_hex(signer)} is neither {_hex(account)} nor an "
+                                 "approved, unexpired agent of it")  # fmt: skip
+        if login is not None:
+            self._once(signer + account + login.to_bytes(8, "big"), login)
+        return {"expiry": expiry}
+
+    def _once(self, key: bytes, timestamp: int) -> None:
+        """Accept a login once (QueryError LOGIN_REPLAYED the second time); forget those the window now refuses."""
+        horizon = self.clock() - 2 * READ_WINDOW_MS  # twice the window: clocks of other processes may differ a little
+        while self.login_times and self.login_times[0][0] < horizon:
+            self.logins.discard(heapq.heappop(self.login_times)[1])
+        if key in self.logins:
+            raise QueryError(401, "LOGIN_REPLAYED", f"this login (timestamp {timestamp}) was accepted before: sign "
+                             "a new one")  # fmt: skip
+        self.logins.add(key)
+        heapq.heappush(self.login_times, (timestamp, key))
 
     def q_oracles(self) -> list[dict[str, Any]]:
         """Every oracle feed: its aggregate at the engine's time (null while stale) and each source's latest price."""

@@ -14,16 +14,21 @@ envelope `{"error": {"code", "message"}}`):
     GET  /v1/markets/{m}/book?levels&outcome       L2 book with its sequence
     GET  /v1/markets/{m}/trades?limit              recent trades
     GET  /v1/markets/{m}/orders/{id}               an order's status (open, delayed, filled, cancelled)
-    GET  /v1/markets/{m}/orders?address&sub&client_id   the same by client id
-    GET  /v1/accounts/{a}?sub                      balances and open orders
-    GET  /v1/accounts/{a}/fills?sub&limit          recent fills
+    GET  /v1/markets/{m}/orders?address&sub&client_id   the same by client id (private)
+    GET  /v1/accounts/{a}?sub                      balances and open orders (private)
+    GET  /v1/accounts/{a}/fills?sub&limit          recent fills (private)
     POST /v1/actions                               one signed command (place, cancel, amend, cancel-all, ...)
     POST /v1/actions/batch                         up to 100 separately signed commands, a result each
     POST /v1/actions/signed-batch                  up to 100 trading commands under one signature
     POST /v1/faucet                                demo funds, only if the manifest enables a faucet
 
+Private reads (an account's own data, and the history store's per-account tables) carry a signature
+in headers `X-Exos-Address`, `X-Exos-Timestamp`, `X-Exos-Signature` (`exos.auth`): 401 without a
+good one, 403 for another account's data.
+
 WebSocket `/v1/ws` (JSON text frames): `{"op": "subscribe", "channel": "book" | "trades", "market": m}`,
-`{"op": "subscribe", "channel": "user", "address": a}`, `unsubscribe` alike; and the order channel:
+`{"op": "login", "address": a, "timestamp": t, "signature": s}` then `{"op": "subscribe", "channel":
+"user", "address": a}` (`logout` ends it), `unsubscribe` alike; and the order channel:
 `{"op": "post", "id": i, "action": {record, signature}}`, `{"op": "batch", "id": i, "actions": [...]}`,
 `{"op": "signed_batch", "id": i, "records": [...], "signature": s}`, answered by `{"channel": "post",
 "id": i, ...}` with the REST body. Book messages are described in `exos.feed`.
@@ -45,9 +50,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -55,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exos import commands as C
+from exos.auth import WINDOW_MS, Authenticator, may_read
 from exos.engine import Engine
 from exos.errors import ExosError
 from exos.events import RawEvent
@@ -70,6 +76,9 @@ MAX_BATCH = 100
 HISTORY_FILE = "history.sqlite3"  # beside the journal's segments
 WEB = Path(__file__).parent / "web"
 MAX_IN_FLIGHT = 256  # unanswered order-channel requests per WebSocket
+# permessage-deflate off: compressing every answer and event cost the verifier ~10% of its CPU per order (py-spy),
+# straight into latency; messages are small and mostly unique per client, so little bandwidth is saved
+WS_DEFLATE = False
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 Answer = tuple[str, str] | list[RawEvent]  # per record: an error (code, message) or its events
@@ -125,6 +134,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorEnvelope},
     422: {"model": ErrorEnvelope},
 }
+PRIVATE: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    401: {"model": ErrorEnvelope, "description": "Not signed, or not signed by the account or an agent of it: "
+          "NOT_AUTHENTICATED, BAD_TIMESTAMP, BAD_SIGNATURE, NOT_AUTHORISED"},
+    403: {"model": ErrorEnvelope, "description": "Signed for another account: FORBIDDEN"},
+}  # fmt: skip
+HEADER_DOCS = (
+    "Private reads: the account the request is signed for (0x and 40 hex digits)",
+    f"Private reads: the signer's clock in ms since the epoch, within {WINDOW_MS // 1000} s of the server's",
+    "Private reads: 0x and 65 bytes (r, s, v) of the EIP-712 Request signature",
+)
+DESCRIPTION = f"""Private reads (marked so) are signed: EIP-712 typed data under the domain of `GET /v1/info`,
+`Request(address account,string method,string path,uint64 timestamp)` with the method in capitals and the path
+as sent (percent-encoded path, then `?` and the query string if there is one), signed by the account's key
+or an approved agent's, in headers `X-Exos-Address` (the account), `X-Exos-Timestamp` (ms; within
+{WINDOW_MS // 1000} s of the server's clock) and `X-Exos-Signature` (0x, r, s, v). The WebSocket's user
+channel needs `{{"op": "login", "address", "timestamp", "signature"}}` over `Login(address account,uint64
+timestamp)` first."""
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -187,6 +214,10 @@ class LocalBackend:
         """A read (QueryError if it cannot be answered)."""
         async with self.lock:
             return self.sequencer.query(name, args)
+
+    def clock(self) -> int:
+        """The server's time (ms): the sequencer's clock."""
+        return self.sequencer.clock()
 
     async def faucet(self, address: bytes, sub: int) -> dict[str, str]:
         """Credit the faucet's amounts."""
@@ -308,6 +339,10 @@ class RemoteBackend:
         """A read answered by the sequencer (QueryError if it cannot be answered)."""
         return await self._ask("q", name, args)
 
+    def clock(self) -> int:
+        """The server's time (ms): the wall clock, as the sequencer process keeps it."""
+        return time.time_ns() // 1_000_000
+
     async def faucet(self, address: bytes, sub: int) -> dict[str, str]:
         """Credit the faucet's amounts."""
         return dict(await self._ask("f", address, sub))
@@ -407,6 +442,7 @@ def create_app(
     backend = LocalBackend(Sequencer(target, clock=clock, limits=limits)) if isinstance(target, Engine) else target
     gateway = Gateway(backend)
     feed = backend.feed
+    auth = Authenticator(backend, backend.clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -419,7 +455,7 @@ def create_app(
 
     # FastAPI's OpenTelemetry hooks cost tens of µs per request even with nothing configured; exos has its own logs
     quiet: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
-    app = FastAPI(title="exos venue", version="1", lifespan=lifespan, telemetry=quiet)
+    app = FastAPI(title="exos venue", version="1", description=DESCRIPTION, lifespan=lifespan, telemetry=quiet)
     app.state.backend = backend
 
     app.add_middleware(BoundedBody)
@@ -446,6 +482,28 @@ def create_app(
 
     def ip_of(request: Request | WebSocket) -> str | None:
         return request.client.host if request.client else None
+
+    async def reader(
+        request: Request,
+        x_exos_address: Annotated[str | None, Header(description=HEADER_DOCS[0])] = None,
+        x_exos_timestamp: Annotated[str | None, Header(description=HEADER_DOCS[1])] = None,
+        x_exos_signature: Annotated[str | None, Header(description=HEADER_DOCS[2])] = None,
+    ) -> bytes:
+        """The account a private read is signed for (QueryError 401 if it is not signed by it or its agent)."""
+        return await auth.request(request.method, _target(request), x_exos_address, x_exos_timestamp,
+                                  x_exos_signature)  # fmt: skip
+
+    async def reader_if_named(
+        request: Request,
+        x_exos_address: Annotated[str | None, Header(description=HEADER_DOCS[0])] = None,
+        x_exos_timestamp: Annotated[str | None, Header(description=HEADER_DOCS[1])] = None,
+        x_exos_signature: Annotated[str | None, Header(description=HEADER_DOCS[2])] = None,
+    ) -> bytes | None:
+        """As `reader` when the query names an account (`address`); None (nothing private asked) otherwise."""
+        if "address" not in request.query_params:
+            return None
+        return await auth.request(request.method, _target(request), x_exos_address, x_exos_timestamp,
+                                  x_exos_signature)  # fmt: skip
 
     @app.get("/v1/info", responses=ERRORS)
     async def info() -> Any:
@@ -479,27 +537,31 @@ def create_app(
         """One order's status: open (with what is filled), delayed, filled, cancelled or expired."""
         return await backend.query("order", market=market, order_id=bounded("order_id", order_id, 0, 2**64 - 1))
 
-    @app.get("/v1/markets/{market}/orders", responses=ERRORS)
-    async def order_by_client_id(market: str, address: str, client_id: str, sub: int = 0) -> Any:
-        """One order's status by the account's client id (0x and 16 bytes of hex)."""
+    @app.get("/v1/markets/{market}/orders", responses=PRIVATE)
+    async def order_by_client_id(market: str, address: str, client_id: str, sub: int = 0,
+                                 signed: bytes = Depends(reader)) -> Any:  # fmt: skip
+        """Private: one order's status by the account's client id (0x and 16 bytes of hex)."""
         if len(client_id) != 34 or not client_id.startswith("0x"):
             raise QueryError(422, "BAD_REQUEST", "client_id: 0x and 16 bytes of hex")
         try:
             raw = bytes.fromhex(client_id[2:])
         except ValueError:
             raise QueryError(422, "BAD_REQUEST", "client_id: 0x and 16 bytes of hex") from None
-        return await backend.query("order", market=market, address=address_param(address),
-                                   sub=bounded("sub", sub, 0, 65535), client_id=raw)  # fmt: skip
+        may_read(signed, owner := address_param(address))
+        return await backend.query("order", market=market, address=owner, sub=bounded("sub", sub, 0, 65535),
+                                   client_id=raw)  # fmt: skip
 
-    @app.get("/v1/accounts/{address}", responses=ERRORS)
-    async def account(address: str, sub: int = 0) -> Any:
-        """Balances (available and locked, smallest units as strings) and open orders of one sub-account."""
-        return await backend.query("account", address=address_param(address), sub=bounded("sub", sub, 0, 65535))
+    @app.get("/v1/accounts/{address}", responses=PRIVATE)
+    async def account(address: str, sub: int = 0, signed: bytes = Depends(reader)) -> Any:
+        """Private: balances (available and locked, smallest units as strings) and open orders of one sub-account."""
+        may_read(signed, owner := address_param(address))
+        return await backend.query("account", address=owner, sub=bounded("sub", sub, 0, 65535))
 
-    @app.get("/v1/accounts/{address}/fills", responses=ERRORS)
-    async def fills(address: str, sub: int = 0, limit: int = 100) -> Any:
-        """The account's recent fills, newest first."""
-        return await backend.query("fills", address=address_param(address), sub=bounded("sub", sub, 0, 65535),
+    @app.get("/v1/accounts/{address}/fills", responses=PRIVATE)
+    async def fills(address: str, sub: int = 0, limit: int = 100, signed: bytes = Depends(reader)) -> Any:
+        """Private: the account's recent fills, newest first."""
+        may_read(signed, owner := address_param(address))
+        return await backend.query("fills", address=owner, sub=bounded("sub", sub, 0, 65535),
                                    limit=bounded("limit", limit, 1, 1000))  # fmt: skip
 
     @app.post("/v1/actions", responses={**ERRORS, 429: {"model": ErrorEnvelope}})
@@ -524,7 +586,8 @@ def create_app(
         """Credit the manifest's faucet amounts (404 unless the manifest enables a faucet)."""
         return {"credited": await backend.faucet(bytes.fromhex(body.address[2:]), body.sub)}
 
-    add_routes(app, HistoryReader(history), {**ERRORS, 503: {"model": ErrorEnvelope}})
+    add_routes(app, HistoryReader(history), {**ERRORS, 503: {"model": ErrorEnvelope}}, reader, reader_if_named,
+               {**PRIVATE, 503: {"model": ErrorEnvelope}})  # fmt: skip
     app.mount("/web", StaticFiles(directory=WEB), name="web")
 
     @app.get("/", include_in_schema=False)
@@ -547,14 +610,23 @@ def create_app(
                 if len(text) > MAX_BODY:
                     subscriber.answer(_ws_error(None, "BODY_TOO_LARGE", f"messages are at most {MAX_BODY} bytes"))
                     continue
-                await _ws_message(text, subscriber, feed, gateway, ip_of(ws))
+                await _ws_message(text, subscriber, feed, gateway, auth, ip_of(ws))
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
-            feed.unsubscribe(subscriber)
+            feed.close(subscriber)
             sender.cancel()
 
     return app
+
+
+def _target(request: Request) -> str:
+    """The request target as the client sent it: the raw (percent-encoded) path, then `?` and the query if any."""
+    # ASGI's raw_path excludes the query, but some servers (httpx's test transport) leave it in: split it off
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    query = request.scope.get("query_string", b"")
+    target: bytes = raw.split(b"?", 1)[0] + (b"?" + query if query else b"")
+    return target.decode("latin-1")
 
 
 def _ws_error(request_id: Any, code: str, message: str) -> dict[str, Any]:
@@ -568,6 +640,22 @@ class _Subscribe(BaseModel):
     channel: str = Field(pattern="^(book|trades|user)$")
     market: str | None = None
     address: str | None = Field(default=None, pattern=ADDRESS)
+    id: str | int | None = None
+
+
+class _Login(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    op: str = Field(pattern="^login$")
+    address: str = Field(pattern=ADDRESS)
+    timestamp: int = Field(ge=0, lt=2**64)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    id: str | int | None = None
+
+
+class _Logout(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    op: str = Field(pattern="^logout$")
+    address: str = Field(pattern=ADDRESS)
     id: str | int | None = None
 
 
@@ -592,12 +680,14 @@ class _SignedBatch(OneSignatureBatch):
 
 _POSTS: set[asyncio.Future[None]] = set()
 _WS_MODELS: dict[str, type[BaseModel]] = {
-    "subscribe": _Subscribe, "unsubscribe": _Subscribe, "post": _Post, "batch": _Batch, "signed_batch": _SignedBatch,
+    "subscribe": _Subscribe, "unsubscribe": _Subscribe, "login": _Login, "logout": _Logout, "post": _Post,
+    "batch": _Batch, "signed_batch": _SignedBatch,
 }  # fmt: skip
 
 
-async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Gateway, ip: str | None) -> None:
-    """Handle one client message: a subscription change, or a signed action on the order channel."""
+async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Gateway, auth: Authenticator,
+                      ip: str | None) -> None:  # fmt: skip
+    """Handle one client message: a login, a subscription change, or a signed action on the order channel."""
     request_id = None
     try:
         raw = json.loads(text)
@@ -611,6 +701,10 @@ async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Ga
     except (ValueError, ValidationError) as exc:
         subscriber.answer(_ws_error(request_id, "BAD_REQUEST", str(exc).splitlines()[0][:200]))
         return
+    if isinstance(message, _Login | _Logout):
+        # awaited here, not in a task: a subscribe sent right after the login is handled after it
+        await _ws_login(message, subscriber, feed, auth)
+        return
     if isinstance(message, _Subscribe):
         key: str | bytes
         if message.channel == "user":
@@ -618,6 +712,10 @@ async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Ga
                 subscriber.answer(_ws_error(message.id, "BAD_REQUEST", "address: the user channel needs one"))
                 return
             key = bytes.fromhex(message.address[2:])
+            if message.op == "subscribe" and key not in subscriber.logins:
+                subscriber.answer(_ws_error(message.id, "NOT_AUTHENTICATED", f"log in as {message.address} first "
+                                            '({"op": "login", "address", "timestamp", "signature"})'))  # fmt: skip
+                return
         else:
             if message.market is None or message.market not in feed.books:
                 subscriber.answer(_ws_error(message.id, "UNKNOWN_MARKET", f"no market named {message.market!r}"))
@@ -638,6 +736,31 @@ async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Ga
     task = asyncio.ensure_future(_ws_post(message, subscriber, gateway, ip))
     _POSTS.add(task)  # the loop keeps only weak references to tasks
     task.add_done_callback(_POSTS.discard)
+
+
+async def _ws_login(message: _Login | _Logout, subscriber: Subscriber, feed: Feed, auth: Authenticator) -> None:
+    """Log a connection in as an account (its own key or an agent's), or out; answered on the connection."""
+    account = bytes.fromhex(message.address[2:])
+    if isinstance(message, _Logout):
+        feed.logout(subscriber, account)
+        subscriber.answer({"channel": "logout", "id": message.id, "address": message.address})
+        return
+    try:
+        signer, expiry = await auth.login(account, message.timestamp, message.signature)
+    except QueryError as exc:
+        subscriber.answer(_ws_error(message.id, exc.code, exc.message))
+        return
+    except ConnectionError as exc:
+        subscriber.answer(_ws_error(message.id, "UNAVAILABLE", str(exc)))
+        return
+    feed.login(subscriber, account, signer)
+    if expiry is not None:  # an agent's login ends with its approval (a revocation ends it in the feed)
+        delay = max(0.0, (expiry - auth.clock()) / 1000)
+        subscriber.timers[account] = asyncio.get_running_loop().call_later(
+            delay, feed.logout, subscriber, account, "agent expired"
+        )
+    subscriber.answer({"channel": "login", "id": message.id, "address": message.address, "signer": "0x" + signer.hex(),
+                       "expiry": None if expiry is None else str(expiry)})  # fmt: skip
 
 
 async def _ws_post(message: BaseModel, subscriber: Subscriber, gateway: Gateway, ip: str | None) -> None:
@@ -775,7 +898,8 @@ def _serve_in_process(app: FastAPI, host: str, port: int) -> int:
     """Run the app in this process until SIGTERM or Ctrl-C (uvicorn stops cleanly)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           ws_per_message_deflate=WS_DEFLATE))  # fmt: skip
     _announce(server)
     run_until_stopped(server, (signal.SIGTERM, signal.SIGINT))
     return 0

@@ -1,5 +1,6 @@
 // The exos trader's page: markets, a live book with a depth chart, trades, a candle chart, and an order ticket
-// that signs in the browser with the documented scheme (README, "Signing"). No build step: plain ES modules.
+// that signs in the browser with the documented scheme (README, "Signing"); the key also signs its login to the
+// user channel and its private reads (README, "Private reads"). No build step: plain ES modules.
 import * as secp from "/web/vendor/secp256k1.js";
 
 const $ = (id) => document.getElementById(id);
@@ -35,9 +36,22 @@ function agentDigest(records) {
     keccak(enc.encode("a")), keccak(concat(...records))));
   return keccak(concat(new Uint8Array([0x19, 0x01]), domainSeparator, structHash));
 }
-async function sign(records) {
-  const sig = await secp.signAsync(agentDigest(records), unhex(priv));   // low-s, RFC 6979
+const typed = (type, ...words) => keccak(concat(new Uint8Array([0x19, 0x01]), domainSeparator,
+  keccak(concat(keccak(enc.encode(type)), ...words))));
+const account = () => concat(new Uint8Array(12), unhex(address));
+// Login(address account,uint64 timestamp): opens the user channel; Request(...): one private REST read
+const loginDigest = (ts) => typed("Login(address account,uint64 timestamp)", account(), word(ts));
+const requestDigest = (method, path, ts) => typed("Request(address account,string method,string path,uint64 timestamp)",
+  account(), keccak(enc.encode(method)), keccak(enc.encode(path)), word(ts));
+async function signDigest(digest) {
+  const sig = await secp.signAsync(digest, unhex(priv));   // low-s, RFC 6979
   return hex(concat(word(sig.r), word(sig.s), new Uint8Array([27 + sig.recovery])));
+}
+const sign = (records) => signDigest(agentDigest(records));
+let lastLogin = 0;  // the server accepts each login once: never two with one timestamp
+async function login() {
+  const timestamp = (lastLogin = Math.max(Date.now(), lastLogin + 1));
+  return { op: "login", id: "login", address, timestamp, signature: await signDigest(loginDigest(timestamp)) };
 }
 let lastNonce = 0;
 const nonce = () => (lastNonce = Math.max(Date.now(), lastNonce + 1));
@@ -57,6 +71,11 @@ function decimal(ticks, step) {
 let markets = {}, current = null, view = 0, book = { bids: new Map(), asks: new Map(), seq: 0 }, ws = null;
 const api = async (path, init) => { const r = await fetch(path, init); const body = await r.json();
   if (!r.ok) throw new Error(body.error ? `${body.error.code}: ${body.error.message}` : r.statusText); return body; };
+async function privateGet(path) {  // path: exactly what fetch sends (already percent-encoded), query included
+  const timestamp = Date.now();
+  return api(path, { headers: { "X-Exos-Address": address, "X-Exos-Timestamp": String(timestamp),
+    "X-Exos-Signature": await signDigest(requestDigest("GET", path, timestamp)) } });
+}
 
 async function start() {
   const info = await api("/v1/info");
@@ -122,13 +141,16 @@ document.querySelectorAll("#outcome-switch button").forEach((b) => b.onclick = (
 
 function connect() {
   ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/ws`);
-  ws.onopen = () => { $("status").textContent = "live"; ws.send(JSON.stringify({ op: "subscribe", channel: "user", address }));
+  ws.onopen = async () => {  // the login is handled before the subscription that follows it on this connection
+    ws.send(JSON.stringify(await login())); ws.send(JSON.stringify({ op: "subscribe", channel: "user", address }));
     if (current) subscribe(); };
   ws.onclose = () => { $("status").textContent = "reconnecting…"; setTimeout(connect, 1000); };
   ws.onmessage = (e) => { const m = JSON.parse(e.data);
     if (m.channel === "book" && m.market === current) onBook(m);
     else if (m.channel === "trades" && m.market === current) addTrade(m);
-    else if (m.channel === "user") refreshAccount(); };
+    else if (m.channel === "user") refreshAccount();
+    else if (m.channel === "login") $("status").textContent = "live";   // logged in: the user channel follows
+    else if (m.channel === "error") $("status").textContent = `${m.error.code}: ${m.error.message}`; };
 }
 function subscribe() {
   ws.send(JSON.stringify({ op: "subscribe", channel: "book", market: current }));
@@ -188,12 +210,12 @@ $("interval").onchange = refreshChart;
 
 async function refreshAccount() {
   try {
-    const acct = await api(`/v1/accounts/${address}`);
+    const acct = await privateGet(`/v1/accounts/${address}`);
     $("balances").tBodies[0].innerHTML = Object.entries(acct.balances).map(([s, b]) => `<tr><td>${s}</td><td>${b.available}</td><td>${b.locked} locked</td></tr>`).join("");
     const px = (mk, p) => markets[mk] ? decimal(p, markets[mk].tick_size) : p, qty = (mk, q) => markets[mk] ? decimal(q, markets[mk].lot_size) : q;
     $("orders").tBodies[0].innerHTML = acct.open_orders.map((o) => `<tr><td>${o.market}</td><td>${o.side === 0 ? "buy" : "sell"}</td><td>${px(o.market, o.price)}</td><td>${qty(o.market, o.remaining)}/${qty(o.market, o.size)}</td></tr>`).join("");
     let fills = [];
-    try { fills = (await api(`/v1/history/fills?address=${address}&limit=20`)).items; } catch { fills = await api(`/v1/accounts/${address}/fills?limit=20`); }
+    try { fills = (await privateGet(`/v1/history/fills?address=${address}&limit=20`)).items; } catch { fills = await privateGet(`/v1/accounts/${address}/fills?limit=20`); }
     $("fills").tBodies[0].innerHTML = fills.map((f) => `<tr><td>${f.market}</td><td>${f.side === "0" || f.side === 0 ? "buy" : "sell"}</td><td>${px(f.market, f.price)}</td><td>${qty(f.market, f.size)}</td><td>${f.maker === "1" || f.maker === true ? "maker" : "taker"}</td></tr>`).join("");
   } catch (e) { $("status").textContent = String(e); }
 }
