@@ -130,6 +130,7 @@ class OrderOptions(TypedDict, total=False):
 
     tif: int | str  # 0..3 or "gtc", "gtd", "ioc", "fok"
     post_only: bool
+    reduce_only: bool  # a perpetual's order that may only shrink the position (clipped to it)
     outcome: int
     client_id: bytes | None
     expiry: int
@@ -160,6 +161,7 @@ class Order:
     expiry: int = 0
     stp: int = 0
     sub: int = 0
+    reduce_only: bool = False
 
 
 class Nonces:
@@ -332,7 +334,7 @@ class _Venue:
             actor=self._actor(order.sub), timestamp=0, nonce=nonce, market=order.market, side=SIDES[order.side],
             price=self.ticks(order.market, order.price), size=self.lots(order.market, order.size), tif=tif,
             post_only=order.post_only, outcome=order.outcome, client_id=order.client_id, expiry=order.expiry,
-            stp=order.stp,
+            stp=order.stp, reduce_only=order.reduce_only,
         )  # fmt: skip
 
     def _signed(self, command: C.Command) -> dict[str, str]:
@@ -419,6 +421,22 @@ class _Venue:
     def _approve_agent(self, agent: bytes, name: str, expiry: int) -> _Call[Result]:
         """Let `agent` (a 20-byte address) sign trading commands for this account until `expiry` (ms)."""
         return self._send(C.ApproveAgent(actor=self._actor(0), timestamp=0, agent=agent, name=name, expiry=expiry))
+
+    def _market_action(self, market: str, action: str, args: dict[str, Any], *, sub: int = 0) -> _Call[Result]:
+        """A market type's own command: split, merge or convert shares; a perpetual's leverage or margin."""
+        return self._send(C.MarketAction(actor=self._actor(sub), timestamp=0, market=market, action=action,
+                                         args=args))  # fmt: skip
+
+    def _set_leverage(self, market: str, leverage: int, *, isolated: bool | None = None, sub: int = 0) -> _Call[Result]:
+        """A perpetual's leverage for this account (and cross or isolated margin, while it holds no position)."""
+        args: dict[str, Any] = {"leverage": leverage}
+        if isolated is not None:
+            args["isolated"] = isolated
+        return self._market_action(market, "leverage", args, sub=sub)
+
+    def _isolated_margin(self, market: str, amount: int, *, sub: int = 0) -> _Call[Result]:
+        """Add (amount > 0) or take back (amount < 0) an isolated position's margin, in settlement units."""
+        return self._market_action(market, "margin", {"amount": amount}, sub=sub)
 
     def _revoke_agent(self, agent: bytes) -> _Call[Result]:
         """Withdraw an agent's approval."""
@@ -611,6 +629,9 @@ class Client(_Venue):
     transfer = _blocking(_Venue._transfer)
     approve_agent = _blocking(_Venue._approve_agent)
     revoke_agent = _blocking(_Venue._revoke_agent)
+    market_action = _blocking(_Venue._market_action)
+    set_leverage = _blocking(_Venue._set_leverage)
+    isolated_margin = _blocking(_Venue._isolated_margin)
     faucet = _blocking(_Venue._faucet)
     refresh_markets = _blocking(_Venue._refresh_markets)
     book = _blocking(_Venue._book)
@@ -648,6 +669,9 @@ class _AsyncRunner(_Venue):
     transfer = _awaiting(_Venue._transfer)
     approve_agent = _awaiting(_Venue._approve_agent)
     revoke_agent = _awaiting(_Venue._revoke_agent)
+    market_action = _awaiting(_Venue._market_action)
+    set_leverage = _awaiting(_Venue._set_leverage)
+    isolated_margin = _awaiting(_Venue._isolated_margin)
 
 
 class AsyncClient(_AsyncRunner):

@@ -1635,6 +1635,37 @@ class Engine:
         """An address's approved agents: (agent address, name, expiry ms); expired ones until revoked."""
         return self.agents.of(address)
 
+    def positions(self, address: bytes, sub: int = 0) -> list[dict[str, Any]]:
+        """An account's perpetual positions: size (lots), basis, uPnL at mark, leverage, mode, isolated margin."""
+        account = self.ledger.find_account(address, sub)
+        if account is None or self.margin is None:
+            return []
+        rows = []
+        for ms in self.markets:
+            market: Any = ms.market
+            if not ms.margined or account not in market.positions:
+                continue
+            size, basis, isolated_margin = market.positions[account]
+            leverage, isolated = market.settings.get(account, (market.config.default_leverage, False))
+            rows.append({"market": ms.name, "size": size, "basis": basis, "mark": market.mark,
+                         "upnl": size * market.mark * market.q - basis, "leverage": leverage, "isolated": isolated,
+                         "isolated_margin": isolated_margin})  # fmt: skip
+        return rows
+
+    def account_margin(self, address: bytes, sub: int = 0) -> dict[str, dict[str, int]]:
+        """Per risk group: the account's equity, maintenance margin, free initial margin and withdrawable headroom."""
+        account = self.ledger.find_account(address, sub)
+        if account is None or self.margin is None:
+            return {}
+        margin = self.margin
+        out = {}
+        for asset, group in sorted(margin.groups.items()):
+            equity, maintenance = margin.maintenance(account, asset)
+            out[group.symbol] = {"equity": equity, "maintenance": maintenance,
+                                 "free": margin.free_initial(account, asset),
+                                 "withdrawable": margin.free_withdraw(account, asset)}  # fmt: skip
+        return out
+
     def margin_requirement(self, address: bytes, sub: int = 0) -> dict[str, int]:
         """Per asset, what the account must hold for its positions and orders (over every market type)."""
         from exos.margin import requirement

@@ -193,6 +193,11 @@ class Sequencer:
                 "status": C.Status(ms.status).name.lower(), "outcomes": str(ms.outcomes),
                 "params": _strings({k: v for k, v in listing.items() if k not in ("name", "tick_size", "lot_size")}),
             })  # fmt: skip
+            if ms.margined:  # a perpetual's live figures: mark and oracle (ticks), open interest (lots), funding
+                market: Any = ms.market
+                out[-1]["perp"] = _strings({"mark": market.mark, "oracle": market.oracle_ticks,
+                                            "open_interest": market.long_oi,
+                                            "funding_rate_ppb": market.funding_rate_ppb})  # fmt: skip
         return out
 
     def _market(self, market: str) -> Any:
@@ -231,7 +236,13 @@ class Sequencer:
             if a or lk
         }
         orders = [_open_order(name, o) for name, o in self.engine.open_orders(address, sub)]
-        return {"address": _hex(address), "sub": sub, "balances": balances, "open_orders": orders}
+        out = {"address": _hex(address), "sub": sub, "balances": balances, "open_orders": orders}
+        if self.engine.margin is not None:  # a venue with unified margin: positions and margin per risk group
+            out["positions"] = [_strings(row) for row in self.engine.positions(address, sub)]
+            out["margin"] = {
+                group: _strings(figures) for group, figures in self.engine.account_margin(address, sub).items()
+            }
+        return out
 
     def q_order(self, market: str, order_id: int | None = None, address: bytes = b"", sub: int = 0,
                 client_id: bytes = b"") -> dict[str, Any]:  # fmt: skip
