@@ -62,7 +62,7 @@ def test_perpetuals_through_the_api(tmp_path: Path) -> None:
             assert int(margin["equity"]) > int(margin["maintenance"]) > 0
             clipped = short.place("BTC-PERP", "buy", "66000", "10", reduce_only=True)  # clipped to the 5 BTC short
             assert clipped.accepted
-            assert [e for e in clipped.events if e["type"] == "OrderAccepted"][0]["size"] == "5000"
+            assert next(e for e in clipped.events if e["type"] == "OrderAccepted")["size"] == "5000"
             assert short.cancel_all("BTC-PERP").accepted
             markets = {m["name"]: m for m in httpx.get(f"{base}/v1/markets", timeout=10).json()}
             assert markets["BTC-PERP"]["perp"]["mark"] == "650000"
