@@ -33,6 +33,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from exos.minimums import check_minimums
 from exos.protocols import FeeModel, FillSide, MarketContext, MarketInfo, OrderRejection
 from exos_perps.config import PPB, PPM, PerpConfig, Tier
 
@@ -126,13 +127,7 @@ class PerpMarket:
 
     def validate(self, side: int, price: int, size: int, tif: int) -> None:
         """Minimum size and minimum notional at the order's limit price."""
-        if size < self.min_lots:
-            raise OrderRejection("MIN_SIZE", f"size: {size} lots is below the minimum of {self.min_lots}")
-        notional = price * size * self.q
-        if notional < self.min_notional:
-            raise OrderRejection(
-                "MIN_NOTIONAL", f"notional: {notional} units is below the minimum of {self.min_notional}"
-            )
+        check_minimums(price, size, self.q, self.min_lots, self.min_notional)
 
     def admit(self, account: int, side: int, price: int, size: int, reduce_only: bool) -> tuple[int, int]:
         """(the order's class: margin reserved per lot, 0 for reduce-only; its size, clipped) or OrderRejection."""
@@ -346,18 +341,23 @@ class PerpMarket:
         tier = self._tier(notional)
         return max(-(-(notional * tier.mm_ppm - tier.mm_deduction) // PPM), 0)
 
+    def _cross(self, account: int) -> tuple[int, int, int] | None:
+        """(value at mark, basis, leverage) of a cross position; None if the account holds none or it is isolated."""
+        position = self.positions.get(account)
+        settings = self.settings.get(account)
+        if position is None or (settings is not None and settings[1]):
+            return None
+        leverage = settings[0] if settings is not None else self.config.default_leverage
+        return position[0] * self.mark * self.q, position[1], leverage  # type: ignore[operator]
+
     def terms(self, account: int) -> tuple[int, int, int, int] | None:
         """(uPnL, IM, MM, notional) of a cross position at mark; None if the account holds none or it is isolated."""
-        position = self.positions.get(account)
-        if position is None:
+        cross = self._cross(account)
+        if cross is None:
             return None
-        settings = self.settings.get(account)
-        if settings is not None and settings[1]:
-            return None
-        value = position[0] * self.mark * self.q  # type: ignore[operator]
+        value, basis, leverage = cross
         notional = abs(value)
-        leverage = settings[0] if settings is not None else self.config.default_leverage
-        return value - position[1], self.initial_margin(notional, leverage), self.maintenance_margin(notional), notional
+        return value - basis, self.initial_margin(notional, leverage), self.maintenance_margin(notional), notional
 
     def initial_terms(self, account: int) -> int | None:
         """uPnL − IM of a cross position at mark (the order path's check); None as `terms`.
@@ -376,24 +376,19 @@ class PerpMarket:
 
     def initial_term(self, account: int) -> int | None:
         """`initial_terms` computed afresh (the invariant check compares the cached sums with it)."""
-        position = self.positions.get(account)
-        settings = self.settings.get(account)
-        if position is None or (settings is not None and settings[1]):
+        cross = self._cross(account)
+        if cross is None:
             return None
-        value = position[0] * self.mark * self.q  # type: ignore[operator]
-        leverage = settings[0] if settings is not None else self.config.default_leverage
-        return int(value - position[1] - self.initial_margin(abs(value), leverage))
+        value, basis, leverage = cross
+        return int(value - basis - self.initial_margin(abs(value), leverage))
 
     def maintenance_terms(self, account: int) -> tuple[int, int] | None:
         """(uPnL, MM) of a cross position at mark (what liquidation reads: no initial margin); None as `terms`."""
-        position = self.positions.get(account)
-        if position is None:
+        cross = self._cross(account)
+        if cross is None:
             return None
-        settings = self.settings.get(account)
-        if settings is not None and settings[1]:
-            return None
-        value = position[0] * self.mark * self.q  # type: ignore[operator]
-        return value - position[1], self.maintenance_margin(abs(value))
+        value, basis, _ = cross
+        return value - basis, self.maintenance_margin(abs(value))
 
     def isolated_terms(self, account: int) -> tuple[int, int, int, int] | None:
         """(margin + uPnL, IM, MM, notional) of an isolated position; None for none or a cross one."""

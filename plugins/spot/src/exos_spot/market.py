@@ -32,6 +32,7 @@ class SpotMarket:
 
     def validate(self, side: int, price: int, size: int, tif: int) -> None:
         """Minimum size and minimum notional (at the order's limit price)."""
+        # exos.minimums.check_minimums states the same rule; inlined here because every spot order runs it
         if size < self.min_lots:
             raise OrderRejection("MIN_SIZE", f"size: {size} lots is below the minimum of {self.min_lots}")
         notional = price * size * self.quote_per_tick_lot
