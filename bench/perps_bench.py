@@ -216,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         print("  spot tx/s per run (same stream, one market): " + ", ".join(f"{r:,.0f}" for r in tp["spot_tx_per_s"]))
         print(f"  best: perp {tp['best_perp_tx_per_s']:,.0f} tx/s (floor 150,000), spot {tp['best_spot_tx_per_s']:,.0f}"
               f"; state hash {tp['state_hash'][:16]}")  # fmt: skip
+    stream = refstream.read(refstream.ensure(200_000, args.seed, HERE / "data"))
+    spot_records = [c.pack() for c in standard_workload(stream, "BENCH")]
+    seconds, _ = timed(spot_engine(), spot_records)
+    figures["spot_calibration_tx_per_s"] = len(spot_records) / seconds  # how fast this machine is right now
+    print(f"machine now: the spot engine runs the first 200,000 of the stream at {len(spot_records) / seconds:,.0f} "
+          "tx/s (batches of 1,000)")  # fmt: skip
     passes = []
     for accounts in args.accounts:
         result = liquidation_pass(accounts, args.at_risk)

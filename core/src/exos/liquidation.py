@@ -41,7 +41,6 @@ reads a clock: every step is a function of the state and the command.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -212,14 +211,32 @@ class Liquidator:
 
     # ------------------------------------------------------------ the waterfall
 
-    def _event(self, out: list[RawEvent], seq: int, base: int, market: str, name: str, detail: dict[str, Any]) -> None:
-        """A liquidation event (cause liquidation), its detail as canonical JSON (sorted keys, no spaces)."""
-        out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name, _json(detail)))
+    def _event(self, out: list[RawEvent], seq: int, base: int, market: str, name: str, account: int,
+               **fields: str | int | bool | _Raw) -> None:  # fmt: skip
+        """A liquidation event (cause liquidation) about `account`; its detail is canonical JSON (sorted keys).
 
-    def _who(self, account: int) -> dict[str, Any]:
-        """An account's address and sub-account for event details."""
+        Built by hand: the values are ints, bools and strings that need no escaping (hex addresses,
+        decimal amounts, asset symbols), and a thousand liquidations make several thousand events."""
         address, sub = self.engine.ledger.accounts[account]
-        return {"address": "0x" + address.hex(), "sub": sub}
+        fields["address"] = "0x" + address.hex()
+        fields["sub"] = sub
+        parts = []
+        for key in sorted(fields):
+            value = fields[key]
+            if type(value) is str:
+                parts.append(f'"{key}":"{value}"')
+            elif type(value) is bool:
+                parts.append(f'"{key}":{"true" if value else "false"}')
+            elif type(value) is int:
+                parts.append(f'"{key}":{value}')
+            else:
+                parts.append(f'"{key}":{value}')  # a _Raw: JSON already
+        out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name, "{" + ",".join(parts) + "}"))
+
+    def _who(self, account: int) -> _Raw:
+        """An account as JSON: its address and sub-account (the ADL counterparty in an event's detail)."""
+        address, sub = self.engine.ledger.accounts[account]
+        return _Raw(f'{{"address":"0x{address.hex()}","sub":{sub}}}')
 
     def _liquidate_cross(
         self, account: int, group: RiskGroup, equity: int, mm: int, seq: int, base: int, out: list[RawEvent]
@@ -227,9 +244,8 @@ class Liquidator:
         """The waterfall over an account's cross holdings in one risk group."""
         engine = self.engine
         margin = self.margin
-        self._event(out, seq, base, "", "exos.liquidation.started",
-                    {**self._who(account), "group": group.symbol, "equity": str(equity),
-                     "maintenance": str(mm)})  # fmt: skip
+        self._event(out, seq, base, "", "exos.liquidation.started", account, group=group.symbol, equity=str(equity),
+                    maintenance=str(mm))  # fmt: skip
         if engine.cancel_account_orders(account, seq, base, out, _LIQUIDATION):
             equity, mm = margin.maintenance(account, group.asset)
             if equity >= mm:
@@ -277,9 +293,8 @@ class Liquidator:
         market: Any = ms.market
         equity = terms[0]
         group = self.margin.groups[market.settlement]
-        self._event(out, seq, base, ms.name, "exos.liquidation.started",
-                    {**self._who(account), "group": group.symbol, "isolated": True, "equity": str(equity),
-                     "maintenance": str(terms[2])})  # fmt: skip
+        self._event(out, seq, base, ms.name, "exos.liquidation.started", account, group=group.symbol, isolated=True,
+                    equity=str(equity), maintenance=str(terms[2]))  # fmt: skip
         engine.cancel_market_account_orders(ms, account, seq, base, out, _LIQUIDATION)
         size = market.size_of(account)
         lots = abs(size)
@@ -318,9 +333,8 @@ class Liquidator:
         limit = max(self.bankruptcy_price(market.mark, equity, market.size_of(account), market.q), 1)
         side = 1 if lots > 0 else 0  # a long sells, a short buys
         filled = self.engine.system_order(ms, account, side, limit, abs(lots), seq, base, out, _LIQUIDATION)
-        self._event(out, seq, base, ms.name, "exos.liquidation.book",
-                    {**self._who(account), "size": str(abs(lots)), "filled": str(filled),
-                     "limit": str(limit)})  # fmt: skip
+        self._event(out, seq, base, ms.name, "exos.liquidation.book", account, size=str(abs(lots)), filled=str(filled),
+                    limit=str(limit))  # fmt: skip
         return filled if lots > 0 else -filled
 
     def _sell_collateral(self, account: int, group: RiskGroup, seq: int, base: int, out: list[RawEvent]) -> None:
@@ -344,9 +358,9 @@ class Liquidator:
             if lots <= 0:
                 continue
             sold = engine.system_order(ms, account, 1, limit, lots, seq, base, out, _LIQUIDATION)
-            self._event(out, seq, base, ms.name, "exos.liquidation.collateral",
-                        {**self._who(account), "asset": ledger.assets[c.asset].symbol, "size": str(lots),
-                         "sold": str(sold), "limit": str(limit)})  # fmt: skip
+            symbol = ledger.assets[c.asset].symbol
+            self._event(out, seq, base, ms.name, "exos.liquidation.collateral", account, asset=symbol, size=str(lots),
+                        sold=str(sold), limit=str(limit))  # fmt: skip
 
     def _transfer_remainder(
         self, account: int, ms: MarketState, lots: int, equity: int, group: RiskGroup, seq: int, base: int,
@@ -364,8 +378,7 @@ class Liquidator:
             if take:
                 market.transfer(self.engine.ledger_ops, account, taker, take, price)
                 self.margin.touched(taker)
-                self._event(out, seq, base, ms.name, name,
-                            {**self._who(account), "size": str(abs(take)), "price": str(price)})  # fmt: skip
+                self._event(out, seq, base, ms.name, name, account, size=str(abs(take)), price=str(price))
                 remaining -= take
         if remaining:
             self._adl(account, ms, remaining, price, seq, base, out)
@@ -412,9 +425,8 @@ class Liquidator:
                 # the account hands `take` over; the counterparty's opposite position shrinks by as much
                 market.transfer(self.engine.ledger_ops, account, counter, take, price)
                 margin.touched(counter)
-                self._event(out, seq, base, ms.name, "exos.liquidation.adl",
-                            {**self._who(account), "counterparty": self._who(counter), "size": str(abs(take)),
-                             "price": str(price)})  # fmt: skip
+                self._event(out, seq, base, ms.name, "exos.liquidation.adl", account, counterparty=self._who(counter),
+                            size=str(abs(take)), price=str(price))  # fmt: skip
                 remaining -= take
             if not remaining:
                 return
@@ -452,8 +464,8 @@ class Liquidator:
         if paid:
             ledger.move_available(group.insurance, asset, paid, account)
             margin.touched(group.insurance)
-            self._event(out, seq, base, "", "exos.liquidation.insurance_cover",
-                        {**self._who(account), "group": group.symbol, "amount": str(paid)})  # fmt: skip
+            self._event(out, seq, base, "", "exos.liquidation.insurance_cover", account, group=group.symbol,
+                        amount=str(paid))  # fmt: skip
         if paid >= deficit:
             return
         for c in group.collateral:
@@ -464,19 +476,12 @@ class Liquidator:
         if owed > 0:
             ledger.move_available(group.bad_debt, asset, owed, account)
         log.warning("exos.liquidation.bad_debt", account=account, group=group.symbol, amount=deficit - paid)
-        self._event(out, seq, base, "", "exos.liquidation.bad_debt",
-                    {**self._who(account), "group": group.symbol, "amount": str(deficit - paid)})  # fmt: skip
+        self._event(out, seq, base, "", "exos.liquidation.bad_debt", account, group=group.symbol,
+                    amount=str(deficit - paid))  # fmt: skip
 
 
-def _json(value: Any) -> str:
-    """Canonical JSON of the details the waterfall builds (str, int, bool and dicts of them): a fast path."""
-    if isinstance(value, dict):
-        return "{" + ",".join(f'"{key}":{_json(value[key])}' for key in sorted(value)) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(value)
+class _Raw(str):
+    """A JSON fragment an event's detail embeds as it is (an account object)."""
 
 
 def margin_market(ms: MarketState) -> Any:
