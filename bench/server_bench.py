@@ -323,7 +323,7 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
 
         # the background load runs in its own process, so the probe's timings are not the load generator's delays
         background_process = multiprocessing.get_context("fork").Process(
-            target=_paced_background, args=(port, rate, seconds, [m for q in background for m in q]), daemon=True
+            target=_paced_background, args=(port, rate, seconds, background), daemon=True
         )
         background_process.start()
         try:
@@ -338,11 +338,12 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
             "fill_p50_ms": pct(fills, 50), "fill_p99_ms": pct(fills, 99), "background_rate": round(rate)}  # fmt: skip
 
 
-def _paced_background(port: int, rate: float, seconds: float, messages: list[bytes]) -> None:
-    """Send order-channel messages at `rate` per second on one connection for `seconds` (a process of its own)."""
+def _paced_background(port: int, rate: float, seconds: float, queues: list[list[bytes]]) -> None:
+    """Send order-channel messages at `rate` per second in all, spread over the throughput run's connections (each
+    paced at rate / connections), for `seconds` (a process of its own): concurrent clients, as the load was."""
     import websockets
 
-    async def run() -> None:
+    async def one(messages: list[bytes], share: float, offset: float) -> None:
         async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws", max_size=1 << 24) as ws:
 
             async def drain() -> None:
@@ -350,16 +351,21 @@ def _paced_background(port: int, rate: float, seconds: float, messages: list[byt
                     pass
 
             drainer = asyncio.ensure_future(drain())
-            start = time.perf_counter()
+            start = begin + offset
             for n, message in enumerate(messages):
-                delay = start + n / rate - time.perf_counter()
+                delay = start + n / share - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                if time.perf_counter() - start > seconds:
+                if time.perf_counter() - begin > seconds:
                     break
                 await ws.send(message.decode())
             drainer.cancel()
 
+    async def run() -> None:
+        share = rate / len(queues)
+        await asyncio.gather(*(one(q, share, i / rate) for i, q in enumerate(queues)))
+
+    begin = time.perf_counter() + 0.5  # the connections open first
     asyncio.run(run())
 
 
@@ -398,6 +404,8 @@ def main() -> int:
     parser.add_argument("--kinds", default="rest-single,rest-batch,ws-single,ws-batch")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--window", type=int, default=8, help="order-channel messages in flight per connection")
+    parser.add_argument("--load", type=float, default=0.5, help="the latency run's background, as a share of the "
+                        "best ws-single rate (the issue's target is at half load)")
     parser.add_argument("--write", help="merge the figures into this JSON file under 'server'")
     parser.add_argument("--no-history", action="store_true", help="serve without the history projector "
                         "(figures go under 'server_no_history')")  # fmt: skip
@@ -445,7 +453,7 @@ def main() -> int:
             if best_ws_single:
                 server = Server(directory, verifiers, not args.no_history)
                 try:
-                    half = asyncio.run(latency(server.port, domain, best_ws_single / 2, args.seconds, ws_bodies,
+                    half = asyncio.run(latency(server.port, domain, best_ws_single * args.load, args.seconds, ws_bodies,
                                                args.window))  # fmt: skip
                 finally:
                     server.stop()
