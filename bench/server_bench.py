@@ -404,8 +404,12 @@ def main() -> int:
     parser.add_argument("--kinds", default="rest-single,rest-batch,ws-single,ws-batch")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--window", type=int, default=8, help="order-channel messages in flight per connection")
-    parser.add_argument("--load", type=float, default=0.5, help="the latency run's background, as a share of the "
-                        "best ws-single rate (the issue's target is at half load)")
+    parser.add_argument(
+        "--load",
+        type=float,
+        default=0.5,
+        help="the latency run's background, as a share of the best ws-single rate (the issue's target is at half load)",
+    )
     parser.add_argument("--write", help="merge the figures into this JSON file under 'server'")
     parser.add_argument("--no-history", action="store_true", help="serve without the history projector "
                         "(figures go under 'server_no_history')")  # fmt: skip
