@@ -310,6 +310,12 @@ class UnifiedMargin:
         """`account`'s positions or equity changed without a price move: re-check it at the next liquidation pass."""
         self.liquidator.dirty[account] = None
 
+    def traded(self, account: int) -> None:
+        """A fill or transfer moved the account's position: `touched`, and its cached initial terms dropped."""
+        self.liquidator.dirty[account] = None
+        for cache in self._initial.values():
+            cache.pop(account, None)
+
     def forget_initial(self, account: int) -> None:
         """Drop the account's cached sums of initial terms (a position or its settings changed)."""
         for cache in self._initial.values():
@@ -363,12 +369,14 @@ class UnifiedMargin:
         """What the account can still commit in group `asset`: available value + uPnL − initial margin.
 
         The order path's check: it asks each position for its initial terms only."""
-        group = self.groups[asset]
         cache = self._initial.get(asset)
         if cache is None:
             cache = self._initial[asset] = {}
+        group = self.groups[asset]
         hit = cache.get(account)
         if hit is not None and hit[0] == self.epoch:
+            if not group.collateral and not self.share_sources:  # the common case: the settlement balance alone
+                return self.engine.ledger.available[asset][account] + hit[1]
             return self.values(account, group, False) + hit[1]
         positions = 0
         for market in self.positions.get(account, ()):

@@ -285,8 +285,7 @@ class PerpMarket:
             self.margin.position_closed(account, self)
         if self.config.oi_cap:
             self._ramp()
-        margin.touched(account)
-        margin.forget_initial(account)  # recomputed at its next order (cheaper than keeping it exact at every fill)
+        margin.traded(account)  # its cached initial terms are recomputed at its next order
 
     def _return_isolated(self, account: int, position: list[int], ledger: Any) -> None:
         """Hand an isolated position's remaining margin back to the account (a negative remainder is the pool's)."""
