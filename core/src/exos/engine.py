@@ -67,6 +67,7 @@ _MAKER_DONE, _TAKER_DONE = 1, 2
 _REASON_NAMES = {int(r): r.name for r in Reason}
 _STATUS_NAMES = {int(s): s.name.lower() for s in Status}
 _ALL_MARKETS_KEY = b""
+_NO_SLOTS = (0, 0)
 # commands whose signer must be the account's address, or (trading only) an agent it approved
 _SIGNED_BY_OWNER = frozenset(int(k) for k in (
     Kind.WITHDRAW, Kind.TRANSFER, Kind.PLACE, Kind.CANCEL, Kind.CANCEL_BY_CLIENT_ID, Kind.CANCEL_ALL, Kind.AMEND,
@@ -742,10 +743,12 @@ class Engine:
                 intent = OrderIntent(ms.index, account, side, price, size, tif, post_only, outcome)
                 for check in ms.checks:
                     check.check(intent)
-            if ms.margined:
+            if ms.margined:  # the protocol fixes a margined order's lock (size × class) and its first slots (0, 0)
                 slot3, size = market.admit(account, side, price, size, bool(flags & C.FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
-            asset, amount = market.lock_requirement(side, price, size, slot3)
-            initial = market.initial_slots(side, price, size, slot3)
+                asset, amount, initial = market.settlement, size * slot3, _NO_SLOTS  # type: ignore[attr-defined]
+            else:
+                asset, amount = market.lock_requirement(side, price, size, slot3)
+                initial = market.initial_slots(side, price, size, slot3)
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
         except Exception as exc:  # nothing has changed yet: a plugin failure refuses the order

@@ -198,7 +198,8 @@ class MarginedMarket(Market, Protocol):
 
     Its orders' slot 3 holds their *class*, which the market decides at `admit`: the margin an order
     reserves per lot (0: a reduce-only order, which reserves nothing); `lock_requirement(side, price,
-    size, class)` is then size × class in the `settlement` asset, and that lock may take the account's
+    size, class)` must be size × class in the `settlement` asset (the order path computes it so), and
+    an order's slots 1-2 start at 0, and that lock may take the account's
     available balance below zero (a borrow) as long as unified margin (`exos.margin`) covers it. The
     engine asks `terms`/`isolated_terms` for the account's position to sum equity and requirements,
     calls `on_oracle` when the market's feed publishes (the mark is recomputed only then), and drives

@@ -80,6 +80,7 @@ class PerpMarket:
         # farther than this from mark, a fill may put an account under water: check it in the same command
         self.far_bps = max(1, config.tiers[0].mm_ppm // 200)
         self.margin: Any = None
+        self._oi_cap = config.oi_cap
         self.waive_taker = False
         self.reclip_pending: dict[int, None] = {}
         self._initial: dict[int, int | None] = {}  # initial_terms' cache (never state)
@@ -92,6 +93,9 @@ class PerpMarket:
         self.positions: dict[int, list[int]] = {}  # account -> [size, basis, isolated margin]
         self._longs: set[int] = set()  # accounts long and short (ADL ranks one side without walking the other)
         self._shorts: set[int] = set()
+        self._isolated: set[int] = (
+            set()
+        )  # accounts in isolated mode here (settings[account][1], kept for the fill path)
         self.settings: dict[int, tuple[int, bool]] = {}  # account -> (leverage, isolated)
         self.cooldowns: dict[int, int] = {}  # account -> end of its partial-liquidation cooldown (ms)
         self.long_oi = 0
@@ -127,7 +131,9 @@ class PerpMarket:
 
     def validate(self, side: int, price: int, size: int, tif: int) -> None:
         """Minimum size and minimum notional at the order's limit price."""
-        check_minimums(price, size, self.q, self.min_lots, self.min_notional)
+        # exos.minimums.check_minimums states the same rule; inlined because every order runs it
+        if size < self.min_lots or price * size * self.q < self.min_notional:
+            check_minimums(price, size, self.q, self.min_lots, self.min_notional)
 
     def admit(self, account: int, side: int, price: int, size: int, reduce_only: bool) -> tuple[int, int]:
         """(the order's class: margin reserved per lot, 0 for reduce-only; its size, clipped) or OrderRejection."""
@@ -160,21 +166,20 @@ class PerpMarket:
         q = self.q
         settings = self.settings.get(account)
         leverage = settings[0] if settings is not None else config.default_leverage
+        rate = self._user_rates.get(leverage) or self._user_rate(leverage)
         single = self._single_tier
-        if single is not None:
-            rate = max(self._user_rate(leverage), single.im_ppm)
-        else:
-            rate = max(self._user_rate(leverage), self._tier((abs(current) + size) * price * q).im_ppm)
+        tier_rate = single.im_ppm if single is not None else self._tier((abs(current) + size) * price * q).im_ppm
+        rate = max(rate, tier_rate)
         if config.oi_cap and self.long_oi + size > config.oi_ramp_start:
             over = self.long_oi + size - config.oi_ramp_start
             rate += (PPM - rate) * over // (config.oi_cap - config.oi_ramp_start)
         per_lot = price * q
         reserve = -(-per_lot * rate // PPM) + -(-per_lot * self.fee_ppm // PPM)
-        if side == BUY:
-            reserve += max(price - mark, 0) * q
-        else:
-            reserve += max(mark - price, 0) * q
-        return max(reserve, 1), size
+        if side == BUY and price > mark:  # its loss against mark the moment it fills
+            reserve += (price - mark) * q
+        elif side != BUY and price < mark:
+            reserve += (mark - price) * q
+        return (reserve if reserve > 0 else 1), size
 
     def lock_requirement(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
         """An order holds its class (margin per lot) times its size, in the settlement asset."""
@@ -231,7 +236,7 @@ class PerpMarket:
         size, basis = position[0], position[1]
         q = self.q
         asset = self.settlement
-        isolated = account in self.settings and self.settings[account][1]
+        isolated = account in self._isolated
         if size == 0 or (size > 0) == (delta > 0):
             position[0] = size + delta
             position[1] = basis + delta * price * q
@@ -272,7 +277,7 @@ class PerpMarket:
                     position[2] = added
             self.reclip_pending[account] = None
         after = position[0]
-        self.long_oi += max(after, 0) - max(size, 0)
+        self.long_oi += (after if after > 0 else 0) - (size if size > 0 else 0)
         if (after > 0) != (size > 0) or (after < 0) != (size < 0):  # it opened, closed or flipped: its side changed
             (self._longs if size > 0 else self._shorts).discard(account)
             if after:
@@ -283,7 +288,7 @@ class PerpMarket:
             assert position[1] == 0, f"{self.name}: a closed position keeps basis {position[1]}"
             del positions[account]
             self.margin.position_closed(account, self)
-        if self.config.oi_cap:
+        if self._oi_cap:
             self._ramp()
         margin.traded(account)  # its cached initial terms are recomputed at its next order
 
@@ -375,11 +380,25 @@ class PerpMarket:
 
     def initial_term(self, account: int) -> int | None:
         """`initial_terms` computed afresh (the invariant check compares the cached sums with it)."""
-        cross = self._cross(account)
-        if cross is None:
+        position = self.positions.get(account)
+        if position is None:
             return None
-        value, basis, leverage = cross
-        return int(value - basis - self.initial_margin(abs(value), leverage))
+        settings = self.settings.get(account)
+        if settings is None:
+            leverage = self.config.default_leverage
+        elif settings[1]:
+            return None
+        else:
+            leverage = settings[0]
+        value = position[0] * self.mark * self.q  # type: ignore[operator]
+        notional = abs(value)
+        single = self._single_tier
+        if single is None or self.ramp_num or not notional:
+            return int(value - position[1] - self.initial_margin(notional, leverage))
+        # initial_margin's one-tier, no-ramp case, inline: every order of a cross account may ask this
+        rate = self._user_rates.get(leverage) or self._user_rate(leverage)
+        im = max(-(-notional * rate // PPM), -(-notional * single.im_ppm // PPM))
+        return int(value - position[1] - min(im, notional))
 
     def maintenance_terms(self, account: int) -> tuple[int, int] | None:
         """(uPnL, MM) of a cross position at mark (what liquidation reads: no initial margin); None as `terms`."""
@@ -517,6 +536,10 @@ class PerpMarket:
                 raise OrderRejection("INSUFFICIENT_MARGIN", f"{self.name}: {leverage}x needs {need} more initial "
                                      "margin than the account has free")  # fmt: skip
         self.settings[account] = (leverage, isolated)
+        if isolated:
+            self._isolated.add(account)
+        else:
+            self._isolated.discard(account)
         self._initial.pop(account, None)
         self.margin.forget_initial(account)
         self.margin.touched(account)
@@ -702,6 +725,7 @@ class PerpMarket:
         self._longs = {a for a, p in self.positions.items() if p[0] > 0}
         self._shorts = {a for a, p in self.positions.items() if p[0] < 0}
         self.settings = {row[0]: (row[1], bool(row[2])) for row in state["settings"]}
+        self._isolated = {account for account, (_, isolated) in self.settings.items() if isolated}
         self.cooldowns = {row[0]: row[1] for row in state["cooldowns"]}
         self.long_oi = state["oi"]
         self.mark, self.oracle_ticks, self.basis_ema = state["mark"], state["oracle"], state["basis_ema"]
@@ -722,6 +746,7 @@ class PerpMarket:
         assert all(p[0] != 0 for p in self.positions.values()), f"{self.name}: a zero position is kept"
         assert self._longs == {a for a, p in self.positions.items() if p[0] > 0}, f"{self.name}: the longs' index"
         assert self._shorts == {a for a, p in self.positions.items() if p[0] < 0}, f"{self.name}: the shorts' index"
+        assert self._isolated == {a for a, (_, i) in self.settings.items() if i}, f"{self.name}: the isolated index"
         if self.pool >= 0:
             basis = sum(p[1] for p in self.positions.values())
             pool = sum(self.view.balance(self.pool, self.settlement))
