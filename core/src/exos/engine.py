@@ -196,6 +196,7 @@ class Engine:
         self._failed: BaseException | None = None
         self.recovery: Any = None
         self.margin: Any = None  # exos.margin.UnifiedMargin, for venues with margined markets or a [margin] table
+        self._tick_scales: dict[tuple[int, str], tuple[int, int]] = {}  # feed_scale's, per (market, feed)
         self._handlers = {
             int(Kind.DEPOSIT): self._deposit,
             int(Kind.WITHDRAW): self._withdraw,
@@ -219,7 +220,6 @@ class Engine:
         margin_spec = manifest.margin
         if self.margin is None and (margin_spec.groups or margin_spec.collateral):
             self._start_margin()
-        self._tick_scales: dict[tuple[int, str], tuple[int, int]] = {}
 
     @classmethod
     def from_manifest(cls, path: str | Path, *, journal: str | Path | None = None, files: Any = None) -> Engine:
@@ -1351,18 +1351,24 @@ class Engine:
         value = self.oracles[feed].value(now)
         if value is None:
             return None
-        scale = self._tick_scales.get((ms.index, feed))
-        if scale is None:
-            decimals = next(o.decimals for o in self.manifest.oracles if o.name == feed)
-            info = ms.info
-            # a feed price P is P / 10^decimals quote per base; a tick is q quote units per lot of lot_units
-            scale = (
-                info.lot_units * 10**info.quote_decimals,
-                10**decimals * info.quote_per_tick_lot * 10**info.base_decimals,
-            )
-            self._tick_scales[(ms.index, feed)] = scale
-        num, den = scale
+        num, den = self.feed_scale(ms.index, feed)
         return int((2 * value * num + den) // (2 * den))
+
+    def feed_scale(self, market_id: int, feed: str) -> tuple[int, int]:
+        """(num, den) with ticks = feed price × num / den for a market (KeyError: the manifest names no such feed).
+
+        A feed price P is P / 10^decimals quote per whole base; one tick on one lot (lot_units base units)
+        is quote_per_tick_lot quote units."""
+        scale = self._tick_scales.get((market_id, feed))
+        if scale is None:
+            spec = next((o for o in self.manifest.oracles if o.name == feed), None)
+            if spec is None:
+                raise KeyError(f"the manifest names no [[oracles]] feed {feed!r}")
+            info = self.markets[market_id].info
+            scale = (info.lot_units * 10**info.quote_decimals,
+                     10**spec.decimals * info.quote_per_tick_lot * 10**info.base_decimals)  # fmt: skip
+            self._tick_scales[(market_id, feed)] = scale
+        return scale
 
     def _oracle_timer(self, index: int, feed: Any, now: int) -> None:
         """Wake when the feed's next source grows too old (max age as a timer, in command time)."""

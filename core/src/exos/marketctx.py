@@ -95,18 +95,10 @@ class View:
     def feed_units(self, market_id: int, ticks: int, feed: str) -> int:
         """A price in a market's ticks expressed in a feed's fixed point (its manifest `decimals`), rounded half up.
 
-        The inverse of the engine's feed-to-ticks conversion: a feed price P means P / 10^decimals quote per
-        whole base; one tick on one lot (lot_units base units) is quote_per_tick_lot quote units, so
-        P = ticks × 10^decimals × quote_per_tick_lot × 10^base_decimals / (lot_units × 10^quote_decimals)."""
-        engine = self._engine
-        spec = next((o for o in engine.manifest.oracles if o.name == feed), None)
-        if spec is None:
-            raise KeyError(f"the manifest names no [[oracles]] feed {feed!r}")
-        decimals = spec.decimals
-        info = engine.markets[market_id].info
-        num: int = 10**decimals * info.quote_per_tick_lot * 10**info.base_decimals
-        den: int = info.lot_units * 10**info.quote_decimals
-        return (2 * ticks * num + den) // (2 * den)
+        The inverse of the engine's feed-to-ticks conversion (`Engine.feed_scale`); KeyError for a feed the
+        manifest does not name."""
+        num, den = self._engine.feed_scale(market_id, feed)
+        return (2 * ticks * den + num) // (2 * num)
 
     def depth(self, market_id: int, side: int, levels: int) -> list[tuple[int, int, int]]:
         """A market's best `levels` levels on one side (0 bids, 1 asks): (price, size, count), best first."""
