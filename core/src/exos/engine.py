@@ -928,20 +928,20 @@ class Engine:
         """Cancel every open and delayed order of one account (sub-account) in every market; True if there were any."""
         before = len(out)
         for ms in self.markets:
-            self.cancel_market_account_orders(ms, account, seq, base, out, cause)
+            self.cancel_market_account_orders(ms, account, seq, base, out, cause, "liquidation")
         return len(out) > before
 
     def cancel_market_account_orders(
-        self, ms: MarketState, account: int, seq: int, base: int, out: list[RawEvent], cause: int
+        self, ms: MarketState, account: int, seq: int, base: int, out: list[RawEvent], cause: int, reason: str
     ) -> None:
-        """Cancel one account's open and delayed orders in one market, releasing their locks."""
+        """Cancel one account's open and delayed orders in one market (unless halted or settled), releasing locks."""
         if ms.status >= Status.HALTED:
             return
         master = self.ledger.masters[account]
         if ms.book.owner_orders(master, 0, account):
             self._book_events(ms, ms.book.cancel_all_raw(master, 0, account), None, seq, base, out, cause)
         if self.delayed:
-            self.cancel_delayed("liquidation", seq, base, out, cause, market=ms.index, accounts=(account,))
+            self.cancel_delayed(reason, seq, base, out, cause, market=ms.index, accounts=(account,))
 
     def system_order(
         self, ms: MarketState, account: int, side: int, price: int, size: int, seq: int, base: int,
@@ -1169,12 +1169,8 @@ class Engine:
             ms = self._market(fields)
             self._cancellable(ms)
             targets = [ms]
-        master = self.ledger.masters[account]
         for ms in targets:
-            raw = ms.book.cancel_all_raw(master, 0, account)
-            self._book_events(ms, raw, None, seq, base, out, _USER)
-            if self.delayed:
-                self.cancel_delayed("user", seq, base, out, _USER, market=ms.index, accounts=(account,))
+            self.cancel_market_account_orders(ms, account, seq, base, out, _USER, "user")
 
     def _amend(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
         ms = self._market(fields)

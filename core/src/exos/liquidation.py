@@ -295,7 +295,7 @@ class Liquidator:
         group = self.margin.groups[market.settlement]
         self._event(out, seq, base, ms.name, "exos.liquidation.started", account, group=group.symbol, isolated=True,
                     equity=str(equity), maintenance=str(terms[2]))  # fmt: skip
-        engine.cancel_market_account_orders(ms, account, seq, base, out, _LIQUIDATION)
+        engine.cancel_market_account_orders(ms, account, seq, base, out, _LIQUIDATION, "liquidation")
         size = market.size_of(account)
         lots = abs(size)
         now = engine.last_timestamp

@@ -275,8 +275,7 @@ class RefBook:
         """Ids of an owner's open orders (optionally those whose slot k equals v), in entry order."""
         check_u64("owner", owner)
         _check_slot_filter(slot)
-        mine = [o for o in self._all_orders() if o.owner == owner and (slot is None or o.slots[slot[0]] == slot[1])]
-        return [o.order_id for o in sorted(mine, key=lambda o: o.entry)]
+        return [o.order_id for o in self._owned(owner, slot)]
 
     def orders(self) -> list[OrderState]:
         """Every open order in canonical order: bids best first, then asks best first, queue order within a level."""
@@ -821,9 +820,13 @@ class RefBook:
         else:
             self._cancel_resting(out, order, EventType.CANCELLED, Reason.USER)
 
+    def _owned(self, owner: int, slot: tuple[int, int] | None) -> list[_Order]:
+        """An owner's open orders (those whose slot k equals v, if given), in entry order."""
+        mine = [o for o in self._all_orders() if o.owner == owner and (slot is None or o.slots[slot[0]] == slot[1])]
+        return sorted(mine, key=lambda o: o.entry)
+
     def _cancel_all(self, out: list[Event], owner: int, slot: tuple[int, int] | None) -> None:
-        victims = [o for o in self._all_orders() if o.owner == owner and (slot is None or o.slots[slot[0]] == slot[1])]
-        for order in sorted(victims, key=lambda o: o.entry):
+        for order in self._owned(owner, slot):
             self._cancel_resting(out, order, EventType.CANCELLED, Reason.CANCEL_ALL)
 
     def _amend(self, out: list[Event], order_id: int, owner: int, price: int, size: int) -> None:
