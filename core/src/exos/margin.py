@@ -140,6 +140,11 @@ class Collateral:
         self.num = price * self.scale_num * (_BPS - self.haircut_bps)
         self.den = self.scale_den * _BPS
 
+    def sells_through(self, ms: MarketState) -> bool:
+        """Whether a market is a spot market selling this collateral for its group's asset (never a margined one)."""
+        info = ms.info
+        return not ms.margined and ms.outcomes == 1 and info.base_asset == self.asset and info.quote_asset == self.group
+
     def value(self, units: int) -> int:
         """What `units` of the collateral count for (rounded down)."""
         return units * self.num // self.den if units > 0 else 0
@@ -250,9 +255,8 @@ class UnifiedMargin:
         # a feed price P means P / 10^feed_decimals group units per whole unit of the collateral
         scale_num = 10 ** ledger.assets[group].decimals
         scale_den = 10**feed_decimals * 10 ** ledger.assets[asset].decimals
-        spot = next((ms.index for ms in engine.markets if not ms.margined and ms.info.base_asset == asset
-                     and ms.info.quote_asset == group and ms.outcomes == 1), None)  # fmt: skip
-        collateral = Collateral(spec, asset, group, scale_num, scale_den, spot)
+        collateral = Collateral(spec, asset, group, scale_num, scale_den, None)
+        collateral.spot = next((ms.index for ms in engine.markets if collateral.sells_through(ms)), None)
         self.collateral.append(collateral)
         self.by_feed.setdefault(spec.oracle, []).append(collateral)
         if group in self.groups:
@@ -268,9 +272,6 @@ class UnifiedMargin:
         for feed in (market.oracle_feed, market.external_feed):
             if feed and ms not in self.by_feed.get(feed, ()):
                 self.by_feed.setdefault(feed, []).append(ms)
-        for c in self.collateral:  # a spot market listed later may give a collateral its market
-            if c.spot is None and ms.info.base_asset == c.asset and ms.info.quote_asset == c.group:
-                c.spot = ms.index
         market.bind_margin(self)
         self.venue_accounts.update(getattr(market, "venue_accounts", ()))
         self.liquidator.add_market(ms)
@@ -278,7 +279,7 @@ class UnifiedMargin:
     def spot_listed(self, ms: MarketState) -> None:
         """A fully collateralised market was listed: it may be the spot market a collateral sells through."""
         for c in self.collateral:
-            if c.spot is None and ms.outcomes == 1 and ms.info.base_asset == c.asset and ms.info.quote_asset == c.group:
+            if c.spot is None and c.sells_through(ms):
                 c.spot = ms.index
                 c._reprice()
 
@@ -452,7 +453,9 @@ class UnifiedMargin:
         self.rebuild()
 
     def rebuild(self) -> None:
-        """Recompute the account → markets index from the markets, and mark every exposed account for a check."""
+        """Recompute the account → markets index from the markets, and mark every exposed account for a check.
+
+        Exposed: holding a margined position, or owing a group's asset (a debt backed by collateral)."""
         self.positions = {}
         for group in self.groups.values():
             for ms in group.markets:
@@ -462,7 +465,9 @@ class UnifiedMargin:
         self.liquidator.reset()
         self._initial = {}
         self.epoch += 1
-        for account in sorted(self.positions):
+        available = self.engine.ledger.available
+        owing = {account for asset in self.groups for account, amount in enumerate(available[asset]) if amount < 0}
+        for account in sorted(owing | self.positions.keys()):
             self.touched(account)
 
     def check_invariants(self) -> None:

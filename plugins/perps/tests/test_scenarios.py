@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from exos.commands import Actor, CancelAll
-from exos_perps.testing import Venue, who
+from exos.commands import Actor, CancelAll, OracleUpdate
+from exos.engine import Engine
+from exos.manifest import Manifest
+from exos_perps.testing import INSURANCE, PUBLISHER, Venue, who
 
 A, B, C, D = who(0xA), who(0xB), who(0xC), who(0xD)
 
@@ -346,3 +349,41 @@ class TestMarketStatus:
         assert venue.accepted(), venue.rejection()
         venue.order(A, "X-PERP", 1, 100, 4, reduce_only=True)
         assert venue.position(A) == [6, 600, 0]
+
+
+class TestRestore:
+    """A restored engine liquidates what the live one does, debt-only accounts included."""
+
+    def test_a_debt_backed_by_collateral_survives_a_restore(self, venue: Venue) -> None:
+        """A owes USD against X and holds no position; after a snapshot, an X crash covers it alike in both engines."""
+        TestCollateral()._borrowing(venue)
+        venue.deposit(INSURANCE, "USD", 10_000)
+        venue.oracle(20, feed="Y-USD")
+        assert venue.position(A, "Y-PERP") is None and venue.cash(A) < 0
+        restored = Engine.from_manifest(venue.engine.manifest.source)
+        restored.load_state(venue.engine.dump_state())
+        crash = OracleUpdate(actor=Actor(PUBLISHER), timestamp=venue.tick(), feed="X-USD", price=50,
+                             published_ms=venue.now)  # fmt: skip
+        live = [getattr(e, "name", type(e).__name__) for e in venue.engine.submit(crash)]
+        again = [getattr(e, "name", type(e).__name__) for e in restored.submit(crash)]
+        assert "exos.liquidation.insurance_cover" in live
+        assert again == live
+        assert restored.state_hash() == venue.engine.state_hash()
+
+
+class TestCollateralMarket:
+    """Collateral sells through a spot market against its group's asset, never through a perpetual."""
+
+    def test_a_perpetual_listed_first_is_not_the_collateral_market(self) -> None:
+        """With X-PERP listed before the X-USD spot market, X's collateral still sells through X-USD."""
+        text = (Path(__file__).parent / "unit.toml").read_text()
+        spot_start = text.index('[[markets]]\nname = "X-USD"')
+        spot_end = text.index("[[markets]]", spot_start + 1)
+        spot = text[spot_start:spot_end]
+        text = text[:spot_start] + text[spot_end:]
+        at = text.index("[margin]")
+        text = text[:at] + spot + text[at:]
+        engine = Engine.from_parsed(Manifest.from_bytes(text.encode(), source="reordered.toml",
+                                                        directory=Path(__file__).parent))  # fmt: skip
+        (collateral,) = engine.margin.collateral
+        assert engine.markets[collateral.spot].name == "X-USD"
