@@ -250,18 +250,12 @@ class Liquidator:
             equity, mm = margin.maintenance(account, group.asset)
             if equity >= mm:
                 return
-        now = engine.last_timestamp
         targets: list[tuple[MarketState, int]] = []  # (market, lots still to close: signed like the position)
         for market in list(margin.positions.get(account, ())):
             if market.settlement != group.asset or market.maintenance_terms(account) is None:
                 continue
             ms = engine.markets[market.market_id]
-            size = market.size_of(account)
-            lots = abs(size)
-            if 3 * equity >= 2 * mm and market.partial_applies(account, size, now):
-                lots = max(1, -(-lots * market.partial_bps // _BPS))
-                market.start_cooldown(account, now)
-            lots = lots if size > 0 else -lots
+            lots = self._lots_to_close(market, account, equity, mm)
             filled = self._into_book(account, ms, lots, equity, seq, base, out)
             targets.append((ms, lots - filled))
             if filled:
@@ -296,13 +290,7 @@ class Liquidator:
         self._event(out, seq, base, ms.name, "exos.liquidation.started", account, group=group.symbol, isolated=True,
                     equity=str(equity), maintenance=str(terms[2]))  # fmt: skip
         engine.cancel_market_account_orders(ms, account, seq, base, out, _LIQUIDATION, "liquidation")
-        size = market.size_of(account)
-        lots = abs(size)
-        now = engine.last_timestamp
-        if 3 * equity >= 2 * terms[2] and market.partial_applies(account, size, now):
-            lots = max(1, -(-lots * market.partial_bps // _BPS))
-            market.start_cooldown(account, now)
-        lots = lots if size > 0 else -lots
+        lots = self._lots_to_close(market, account, equity, terms[2])
         filled = self._into_book(account, ms, lots, equity, seq, base, out)
         terms_now = market.isolated_terms(account)
         if terms_now is None or terms_now[0] >= terms_now[2]:
@@ -312,6 +300,23 @@ class Liquidator:
         if remainder and (remainder > 0) == (size > 0):
             remainder = remainder if abs(remainder) <= abs(size) else size
             self._transfer_remainder(account, ms, remainder, terms_now[0], group, seq, base, out)
+
+    def _lots_to_close(self, market: Any, account: int, equity: int, mm: int) -> int:
+        """Lots (signed like the position) to close into the book: a `partial_bps` slice where allowed, else all.
+
+        A slice is allowed at equity of at least 2/3 of maintenance when the market's partial rule
+        (size, cooldown) applies, and it starts the position's cooldown."""
+        size: int = market.size_of(account)
+        lots = abs(size)
+        now = self.engine.last_timestamp
+        if 3 * equity >= 2 * mm and market.partial_applies(account, size, now):
+            lots = max(1, -(-lots * market.partial_bps // _BPS))
+            market.start_cooldown(account, now)
+        return lots if size > 0 else -lots
+
+    def _bankruptcy(self, market: Any, account: int, equity: int) -> int:
+        """The account's whole position's bankruptcy price at `equity`, at least one tick."""
+        return max(self.bankruptcy_price(market.mark, equity, market.size_of(account), market.q), 1)
 
     @staticmethod
     def bankruptcy_price(mark: int, equity: int, lots: int, q: int) -> int:
@@ -330,7 +335,7 @@ class Liquidator:
         """Close `lots` (signed like the position) into the book, no worse than the bankruptcy price; lots filled."""
         market: Any = ms.market
         # the whole position's bankruptcy price: closing a fraction f there leaves (1 − f) of the equity
-        limit = max(self.bankruptcy_price(market.mark, equity, market.size_of(account), market.q), 1)
+        limit = self._bankruptcy(market, account, equity)
         side = 1 if lots > 0 else 0  # a long sells, a short buys
         filled = self.engine.system_order(ms, account, side, limit, abs(lots), seq, base, out, _LIQUIDATION)
         self._event(out, seq, base, ms.name, "exos.liquidation.book", account, size=str(abs(lots)), filled=str(filled),
@@ -368,7 +373,7 @@ class Liquidator:
     ) -> None:  # fmt: skip
         """Backstop, then insurance fund, then ADL take `lots` (signed like the position) at the bankruptcy price."""
         market: Any = ms.market
-        price = max(self.bankruptcy_price(market.mark, equity, market.size_of(account), market.q), 1)
+        price = self._bankruptcy(market, account, equity)
         remaining = lots
         for taker, name, cap in ((group.backstop, "exos.liquidation.backstop", group.backstop_cap),
                                  (group.insurance, "exos.liquidation.insurance", None)):  # fmt: skip
