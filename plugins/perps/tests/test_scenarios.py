@@ -222,6 +222,21 @@ class TestMarginModes:
         assert venue.cash(A) == 48_500  # lost exactly its isolated margin
         assert [e.name for e in venue.market_events()][:1] == ["exos.liquidation.started"]
 
+    def test_an_isolated_flip_returns_the_old_margin_and_funds_the_new_side(self, venue: Venue) -> None:
+        """Long 100 isolated at 10x, then sell 150 at 101: its margin and PnL come back, the short is funded."""
+        venue.oracle(100)
+        venue.deposit(A, "USD", 50_000)
+        venue.deposit(B, "USD", 100_000)
+        venue.deposit(C, "USD", 100_000)
+        venue.action(A, "X-PERP", "leverage", leverage=10, isolated=True)
+        venue.order(A, "X-PERP", 0, 100, 100)
+        venue.order(B, "X-PERP", 1, 100, 100)
+        assert venue.position(A) == [100, 10_000, 1_000]
+        venue.order(A, "X-PERP", 1, 101, 150)
+        venue.order(C, "X-PERP", 0, 101, 150)
+        assert venue.position(A) == [-50, -5_050, 505]  # margin ceil(50 × 101 / 10)
+        assert venue.cash(A) == 50_000 + 100 - 505  # the long's 1,000 and its 100 of PnL back, the short's 505 out
+
 
 class TestReduceOnly:
     """Reduce-only orders are clipped to the position and re-clipped when it shrinks."""

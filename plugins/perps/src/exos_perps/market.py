@@ -93,9 +93,8 @@ class PerpMarket:
         self.positions: dict[int, list[int]] = {}  # account -> [size, basis, isolated margin]
         self._longs: set[int] = set()  # accounts long and short (ADL ranks one side without walking the other)
         self._shorts: set[int] = set()
-        self._isolated: set[int] = (
-            set()
-        )  # accounts in isolated mode here (settings[account][1], kept for the fill path)
+        # accounts in isolated mode here (settings[account][1], kept as a set for the fill path)
+        self._isolated: set[int] = set()
         self.settings: dict[int, tuple[int, bool]] = {}  # account -> (leverage, isolated)
         self.cooldowns: dict[int, int] = {}  # account -> end of its partial-liquidation cooldown (ms)
         self.long_oi = 0
@@ -241,10 +240,7 @@ class PerpMarket:
             position[0] = size + delta
             position[1] = basis + delta * price * q
             if isolated:
-                leverage = self.settings[account][0]
-                added = -(-abs(delta) * price * q // leverage)
-                ledger.move(account, asset, added, self.isolated_account)
-                position[2] += added
+                self._fund_isolated(account, position, abs(delta), price, ledger)
         else:
             closed = min(abs(delta), abs(size))
             basis_closed = -(-basis * closed // abs(size))
@@ -271,10 +267,7 @@ class PerpMarket:
                 position[1] = flipped * price * q
                 if isolated:
                     self._return_isolated(account, position, ledger)
-                    leverage = self.settings[account][0]
-                    added = -(-remainder * price * q // leverage)
-                    ledger.move(account, asset, added, self.isolated_account)
-                    position[2] = added
+                    self._fund_isolated(account, position, remainder, price, ledger)
             self.reclip_pending[account] = None
         after = position[0]
         self.long_oi += (after if after > 0 else 0) - (size if size > 0 else 0)
@@ -291,6 +284,12 @@ class PerpMarket:
         if self._oi_cap:
             self._ramp()
         margin.traded(account)  # its cached initial terms are recomputed at its next order
+
+    def _fund_isolated(self, account: int, position: list[int], lots: int, price: int, ledger: Any) -> None:
+        """Move the initial margin of `lots` opened at `price` at the account's leverage into its isolated margin."""
+        added = -(-lots * price * self.q // self.settings[account][0])
+        ledger.move(account, self.settlement, added, self.isolated_account)
+        position[2] += added
 
     def _return_isolated(self, account: int, position: list[int], ledger: Any) -> None:
         """Hand an isolated position's remaining margin back to the account (a negative remainder is the pool's)."""
