@@ -26,10 +26,10 @@ class AgentBook:
         self._agents: dict[tuple[bytes, bytes], tuple[str, int]] = {}  # (master, agent) -> (name, expiry)
         self._used: set[bytes] = set()
 
-    def authorises(self, master: bytes, agent: bytes, now: int) -> bool:
-        """Whether `agent` may sign trading commands for `master` at time `now`."""
+    def expiry(self, master: bytes, agent: bytes, now: int) -> int | None:
+        """When `agent`'s approval to sign trading commands for `master` expires (ms); None if it may not at `now`."""
         entry = self._agents.get((master, agent))
-        return entry is not None and now < entry[1]
+        return entry[1] if entry is not None and now < entry[1] else None
 
     def refusal(self, master: bytes, agent: bytes) -> tuple[str, str] | None:
         """(code, message) if an approval of `agent` by `master` is refused, else None."""

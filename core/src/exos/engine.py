@@ -1263,7 +1263,7 @@ class Engine:
             raise Rejection(
                 "NOT_AUTHORISED", f"signer 0x{signer.hex()}: only 0x{address.hex()} itself signs this command"
             )
-        if not self.agents.authorises(address, signer, now):
+        if self.agents.expiry(address, signer, now) is None:
             raise Rejection(
                 "NOT_AUTHORISED",
                 f"signer 0x{signer.hex()} is not an approved, unexpired agent of 0x{address.hex()}",

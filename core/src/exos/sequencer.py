@@ -273,8 +273,7 @@ class Sequencer:
         its expiry, ms). With `login` (a WebSocket login's timestamp), also that this login is not a replay."""
         expiry = None
         if signer != account:
-            now = self.now()
-            expiry = next((e for agent, _, e in self.engine.agents_of(account) if agent == signer and now < e), None)
+            expiry = self.engine.agents.expiry(account, signer, self.now())
             if expiry is None:
                 raise QueryError(401, "NOT_AUTHORISED", f"signer {_hex(signer)} is neither {_hex(account)} nor an "
                                  "approved, unexpired agent of it")  # fmt: skip
