@@ -197,10 +197,10 @@ class MarginedMarket(Market, Protocol):
     """A market whose orders reserve margin instead of locking what they pay (perpetuals); `margined` is True.
 
     Its orders' slot 3 holds their *class*, which the market decides at `admit`: the margin an order
-    reserves per lot (0: a reduce-only order, which reserves nothing); `lock_requirement(side, price,
-    size, class)` must be size × class in the `settlement` asset (the order path computes it so), and
-    an order's slots 1-2 start at 0, and that lock may take the account's
-    available balance below zero (a borrow) as long as unified margin (`exos.margin`) covers it. The
+    reserves per lot (0: a reduce-only order, which reserves nothing). The order path computes its lock
+    as size × class in the `settlement` asset (what `lock_requirement(side, price, size, class)` must
+    return) and starts its slots 1-2 at 0 (what `initial_slots` must return). That lock may take the
+    account's available balance below zero (a borrow) as long as unified margin (`exos.margin`) covers it. The
     engine asks `terms`/`isolated_terms` for the account's position to sum equity and requirements,
     calls `on_oracle` when the market's feed publishes (the mark is recomputed only then), and drives
     liquidation through `transfer`, `holders` and the partial-liquidation hooks."""
