@@ -98,7 +98,7 @@ class Collateral:
         "scale_den", "scale_num", "spot", "stable", "tau_ms",
     )  # fmt: skip
 
-    def __init__(self, spec: CollateralSpec, asset: int, group: int, scale_num: int, scale_den: int, spot: int | None):
+    def __init__(self, spec: CollateralSpec, asset: int, group: int, scale_num: int, scale_den: int) -> None:
         """Collateral from its manifest entry; `scale_num/scale_den` turns a feed price into group units per unit."""
         self.asset = asset
         self.group = group
@@ -107,7 +107,7 @@ class Collateral:
         self.tau_ms = spec.stable_ema_ms
         self.rate_bps_per_hour = spec.stable_bps_per_hour
         self.scale_num, self.scale_den = scale_num, scale_den
-        self.spot = spot  # the spot market selling it for the settlement asset (None: it counts at 0)
+        self.spot: int | None = None  # the spot market selling it for the settlement asset (None: it counts at 0)
         self.oracle: int | None = None  # the feed's last live price
         self.stable: int | None = None  # in 10^-9 of the feed's unit, as is `ema`
         self.ema: int | None = None
@@ -255,7 +255,7 @@ class UnifiedMargin:
         # a feed price P means P / 10^feed_decimals group units per whole unit of the collateral
         scale_num = 10 ** ledger.assets[group].decimals
         scale_den = 10**feed_decimals * 10 ** ledger.assets[asset].decimals
-        collateral = Collateral(spec, asset, group, scale_num, scale_den, None)
+        collateral = Collateral(spec, asset, group, scale_num, scale_den)
         collateral.spot = next((ms.index for ms in engine.markets if collateral.sells_through(ms)), None)
         self.collateral.append(collateral)
         self.by_feed.setdefault(spec.oracle, []).append(collateral)
