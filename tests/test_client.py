@@ -443,3 +443,15 @@ def test_order_channel_over_the_websocket(server: tuple[str, Engine]) -> None:
             assert (await client.ws.place(MARKET, "buy", "60000", "0.0001")).accepted  # reopened on use
 
     asyncio.run(main())
+
+
+def test_a_served_venues_api_process_limits_reads_per_ip(tmp_path: Path) -> None:
+    """`exos serve --limit-read 1`: the verifier learns the read limit from the sequencer at its handshake; a burst
+    of reads from one IP past twice that is answered 429 RATE_LIMITED, and writes still go through."""
+    with serving(manifest(tmp_path), "--verifiers", "1", "--limit-read", "1") as base:
+        statuses = [httpx.get(f"{base}/v1/markets", timeout=10).status_code for _ in range(10)]
+        assert statuses[:2] == [200, 200] and 429 in statuses, statuses
+        refused = httpx.get(f"{base}/v1/oracles", timeout=10)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "RATE_LIMITED"
+        faucet = httpx.post(f"{base}/v1/faucet", json={"address": "0x" + TRADER.hex()}, timeout=10)
+        assert faucet.status_code == 200, faucet.text

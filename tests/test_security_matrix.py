@@ -365,3 +365,47 @@ def test_private_reads_are_signed_by_the_account_or_its_agent(venue: tuple[httpx
     revoke = C.RevokeAgent(actor=C.Actor(trader[1]), timestamp=0, nonce=NOW + 2, agent=agent[1])
     assert post(client, revoke, trader[0]).json()["accepted"]
     refused(read(client, private[0], agent[0]), 401, "NOT_AUTHORISED")
+
+
+# ------------------------------------------------------------------ read limits and the login memory
+
+
+def test_reads_and_logins_past_the_ip_read_limit_are_refused_before_any_signature_is_checked(tmp_path: Path) -> None:
+    """Every GET, login and subscription spends a read token of the IP: past its burst they get 429 / RATE_LIMITED
+    (the sequencer is not asked: no login is remembered, the state hash stays) while signed actions still pass."""
+    engine = Engine.from_manifest(manifest(tmp_path))
+    app = create_app(engine, clock=lambda: NOW, limits=Limits(0, 0, 0, 0, read_rate=0.001, read_burst=3))
+    sequencer = app.state.backend.sequencer
+    with running(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+        assert client.post("/v1/faucet", json={"address": "0x" + TRADER[1].hex()}).status_code == 200  # not a read
+        assert [client.get("/v1/markets").status_code for _ in range(2)] == [200, 200]
+        with websocket(client) as ws:
+            assert ask(ws, login(TRADER[0]))["channel"] == "login"  # the third read token
+            before, remembered = engine.state_hash(), len(sequencer.logins)
+            refused_login = ask(ws, login(TRADER[0], timestamp=NOW - 1, request_id="again"))
+            assert refused_login["error"]["code"] == "RATE_LIMITED", refused_login
+            assert ask(ws, user(TRADER[1]))["error"]["code"] == "RATE_LIMITED"
+            assert len(sequencer.logins) == remembered and engine.state_hash() == before
+            response = client.get("/v1/markets/BTC-USDC/book")
+            assert (response.status_code, response.json()["error"]["code"]) == (429, "RATE_LIMITED")
+            assert post(client, order(NOW + 1), TRADER[0]).json()["accepted"]  # actions have their own limits
+
+
+def test_the_login_memory_is_bounded(tmp_path: Path) -> None:
+    """Past `logins_max` remembered logins a new one is refused (503 TOO_MANY_LOGINS) until old ones leave the
+    replay window; a replayed login is still told apart from a new one."""
+    from exos.sequencer import READ_WINDOW_MS, QueryError, Sequencer
+
+    clock = [NOW]
+    sequencer = Sequencer(Engine.from_manifest(manifest(tmp_path)), clock=lambda: clock[0], logins_max=2)
+    account = TRADER[1]
+    for stamp in (NOW, NOW + 1):
+        assert sequencer.q_authorise(account, account, login=stamp) == {"expiry": None}
+    for stamp, status, code in ((NOW + 1, 401, "LOGIN_REPLAYED"), (NOW + 2, 503, "TOO_MANY_LOGINS")):
+        with pytest.raises(QueryError) as refused_login:
+            sequencer.q_authorise(account, account, login=stamp)
+        assert (refused_login.value.status, refused_login.value.code) == (status, code)
+    assert len(sequencer.logins) == 2
+    clock[0] = NOW + 2 * READ_WINDOW_MS + 2  # both remembered logins are now older than any window accepts
+    assert sequencer.q_authorise(account, account, login=clock[0]) == {"expiry": None}
+    assert len(sequencer.logins) == 1

@@ -135,7 +135,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from exos.ratelimit import Limits
     from exos.server import serve
 
-    limits = Limits(args.limit_address, 2 * args.limit_address, args.limit_ip, 2 * args.limit_ip)
+    limits = Limits(args.limit_address, 2 * args.limit_address, args.limit_ip, 2 * args.limit_ip, args.limit_read,
+                    2 * args.limit_read)  # fmt: skip
     return serve(args.manifest, args.host, args.port, args.journal, args.verifiers, limits, not args.no_history)
 
 
@@ -246,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=5000.0,
         metavar="PER_S",
         help="requests per second per IP, bursts of twice that (0: unlimited)",
+    )
+    serve.add_argument(
+        "--limit-read",
+        type=float,
+        default=500.0,
+        metavar="PER_S",
+        help="reads, logins and subscriptions per second per IP and API process, bursts of twice that (0: unlimited)",
     )
     serve.add_argument(
         "--no-history",

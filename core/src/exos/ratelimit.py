@@ -3,7 +3,11 @@
 A bucket holds up to `burst` tokens and refills at `rate` per second of the gateway's monotonic clock.
 Orders and other actions spend one token per command from their account address's bucket and one per
 request from the sender's IP bucket; cancels are always let through (they only reduce risk), though
-they still count against the IP so a flood of them is visible. A rate of 0 switches a limit off.
+they still count against the IP so a flood of them is visible. Reads (every GET) and the WebSocket's
+login, logout and subscription messages spend one token of the sender's *read* bucket, checked by the
+API process before it recovers any signature or asks the sequencer anything, so a flood of reads or
+logins can neither take the verifier's CPU nor the sequencer's time from orders. A rate of 0 switches a
+limit off.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import attrs
 
 @attrs.frozen
 class Limits:
-    """Actions per second (and bursts) allowed per account address and per IP; 0 means unlimited."""
+    """Actions per second (and bursts) allowed per account address and per IP, and reads per IP; 0 means unlimited."""
 
     address_rate: float = 1000.0
     address_burst: float = 2000.0
     ip_rate: float = 5000.0
     ip_burst: float = 10000.0
+    read_rate: float = 500.0  # per API process: each verifier keeps its own read buckets
+    read_burst: float = 1000.0
 
 
 class Buckets:

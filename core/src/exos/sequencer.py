@@ -26,6 +26,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import structlog
 
 from exos import commands as C
@@ -43,6 +44,9 @@ _CANCELS = frozenset((int(C.Kind.CANCEL), int(C.Kind.CANCEL_BY_CLIENT_ID), int(C
 _ADDRESS = slice(C.ADDRESS_OFFSET, C.ADDRESS_OFFSET + C.ADDRESS_LEN)  # the account address inside a record
 BOOK_LEVELS_MAX = 1000
 READ_WINDOW_MS = 60_000  # a signed read or login is good within this much of the server's clock (exos.auth)
+# Logins remembered against replay (each for two windows) at most: past it new logins wait (503), so memory
+# stays bounded whatever the login rate; per-IP read limits keep one sender from filling it.
+LOGINS_MAX = 1_000_000
 
 
 class QueryError(Exception):
@@ -83,11 +87,14 @@ def _hex(raw: bytes) -> str:
 class Sequencer:
     """The engine behind the gateway: group commits, rate limits, reads."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], int] | None = None, limits: Limits | None = None) -> None:
-        """Serve `engine`; `clock` gives milliseconds (default: the wall clock)."""
+    def __init__(self, engine: Engine, *, clock: Callable[[], int] | None = None, limits: Limits | None = None,
+                 logins_max: int = LOGINS_MAX) -> None:  # fmt: skip
+        """Serve `engine`; `clock` gives milliseconds (default: the wall clock); `logins_max`: logins remembered."""
         self.engine = engine
         self.clock = clock or (lambda: time.time_ns() // 1_000_000)
         limits = limits or Limits()
+        self.limits = limits
+        self.logins_max = logins_max
         self.by_address = Buckets(limits.address_rate, limits.address_burst)
         self.by_ip = Buckets(limits.ip_rate, limits.ip_burst)
         self.tape = Tape()
@@ -181,6 +188,10 @@ class Sequencer:
         venue = self.engine.manifest.venue
         return {"name": venue.name, "version": "1", "chain_id": str(venue.chain_id),
                 "verifying_contract": _hex(venue.verifying_contract)}  # fmt: skip
+
+    def q_limits(self) -> dict[str, float]:
+        """The gateway's rate limits (API processes enforce the read limits themselves; not a public route)."""
+        return attrs.asdict(self.limits)
 
     def q_markets(self) -> list[dict[str, Any]]:
         """Every market with its listing and status."""
@@ -289,6 +300,10 @@ class Sequencer:
         if key in self.logins:
             raise QueryError(401, "LOGIN_REPLAYED", f"this login (timestamp {timestamp}) was accepted before: sign "
                              "a new one")  # fmt: skip
+        if len(self.logins) >= self.logins_max:
+            raise QueryError(503, "TOO_MANY_LOGINS", f"{len(self.logins)} logins of the last "
+                             f"{2 * READ_WINDOW_MS // 1000} s are remembered, the most this server keeps: try again "
+                             "shortly")  # fmt: skip
         self.logins.add(key)
         heapq.heappush(self.login_times, (timestamp, key))
 

@@ -66,7 +66,7 @@ from exos.errors import ExosError
 from exos.events import RawEvent
 from exos.feed import ANSWERS_MAX, Feed, Subscriber, raw_json
 from exos.history_routes import HistoryReader, add_routes
-from exos.ratelimit import Limits
+from exos.ratelimit import Buckets, Limits
 from exos.sequencer import QueryError, Sequencer, address_param, bounded
 from exos.signing import Domain, SignatureError, batch_digest, recover, recover_digest, with_signer
 from exos.wire import FrameReader, frame
@@ -133,6 +133,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorEnvelope},
     413: {"model": ErrorEnvelope},
     422: {"model": ErrorEnvelope},
+    429: {"model": ErrorEnvelope, "description": "More requests from this IP than its limit allows: RATE_LIMITED"},
 }
 PRIVATE: dict[int | str, dict[str, Any]] = {
     **ERRORS,
@@ -189,6 +190,30 @@ class BoundedBody:
         await self.app(scope, bounded, send)
 
 
+class ReadLimit:
+    """Spend a read token of the sender's IP per GET before any signature is recovered (plain ASGI); 429 if none."""
+
+    def __init__(self, app: Any, reads: Buckets) -> None:
+        """Wrap `app`; `reads` are this process's read buckets."""
+        self.app = app
+        self.reads = reads
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer 429 RATE_LIMITED to a read over the sender's limit; pass everything else through."""
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            client = scope.get("client")
+            if not self.reads.take(client[0] if client else None):
+                response = _error(429, "RATE_LIMITED", _read_limited(self.reads))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _read_limited(reads: Buckets) -> str:
+    """The message of a refused read."""
+    return f"more than {reads.rate:g} reads/s from this IP (reads, logins and subscriptions count)"
+
+
 # ------------------------------------------------------------------ backends
 
 
@@ -202,6 +227,7 @@ class LocalBackend:
         self.feed = Feed()
         self.feed.load(sequencer.q_books())
         self.domain = Domain.from_info(sequencer.q_info())
+        self.limits = sequencer.limits
 
     async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
         """Apply one request's records (one group commit); per record its events or an error."""
@@ -238,11 +264,12 @@ class LocalBackend:
 class RemoteBackend:
     """The sequencer in its own process, over a Unix socket (`exos.wire` frames)."""
 
-    def __init__(self, sock: socket.socket, domain: Domain, feed: Feed, pending: bytes = b"") -> None:
+    def __init__(self, sock: socket.socket, domain: Domain, feed: Feed, limits: Limits, pending: bytes = b"") -> None:
         """Talk over `sock` (already past the handshake; `pending`: bytes it read past the handshake's answers)."""
         self.sock = sock
         self.pending = pending
         self.domain = domain
+        self.limits = limits
         self.feed = feed
         self.ids = itertools.count(1)
         self.waiting: dict[int, asyncio.Future[Any]] = {}
@@ -251,11 +278,12 @@ class RemoteBackend:
 
     @classmethod
     def connect(cls, sock: socket.socket) -> RemoteBackend:
-        """Fetch the signing domain and every book (blocking, before serving anything)."""
+        """Fetch the signing domain, every book and the rate limits (blocking, before serving anything)."""
         sock.setblocking(True)
-        sock.sendall(frame(marshal.dumps(("q", 0, "info", {}))) + frame(marshal.dumps(("q", 1, "books", {}))))
+        handshake = ("info", "books", "limits")
+        sock.sendall(b"".join(frame(marshal.dumps(("q", i, name, {}))) for i, name in enumerate(handshake)))
         reader, answers = FrameReader(), dict[int, Any]()
-        while len(answers) < 2:
+        while len(answers) < len(handshake):
             data = sock.recv(1 << 20)
             if not data:
                 raise ConnectionError("the sequencer went away during the handshake")
@@ -266,7 +294,7 @@ class RemoteBackend:
                 # groups before the books answer are already in it
         feed = Feed()
         feed.load(answers[1])
-        return cls(sock, Domain.from_info(answers[0]), feed, bytes(reader.buffer))
+        return cls(sock, Domain.from_info(answers[0]), feed, Limits(**answers[2]), bytes(reader.buffer))
 
     async def run(self) -> None:
         """Read the sequencer's frames: group events (the feed and the answers) and read answers, until it goes."""
@@ -459,6 +487,8 @@ def create_app(
     app.state.backend = backend
 
     app.add_middleware(BoundedBody)
+    reads = Buckets(backend.limits.read_rate, backend.limits.read_burst)
+    app.add_middleware(ReadLimit, reads=reads)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -610,7 +640,7 @@ def create_app(
                 if len(text) > MAX_BODY:
                     subscriber.answer(_ws_error(None, "BODY_TOO_LARGE", f"messages are at most {MAX_BODY} bytes"))
                     continue
-                await _ws_message(text, subscriber, feed, gateway, auth, ip_of(ws))
+                await _ws_message(text, subscriber, feed, gateway, auth, ip_of(ws), reads)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -686,8 +716,11 @@ _WS_MODELS: dict[str, type[BaseModel]] = {
 
 
 async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Gateway, auth: Authenticator,
-                      ip: str | None) -> None:  # fmt: skip
-    """Handle one client message: a login, a subscription change, or a signed action on the order channel."""
+                      ip: str | None, reads: Buckets) -> None:  # fmt: skip
+    """Handle one client message: a login, a subscription change, or a signed action on the order channel.
+
+    Logins and subscription changes spend a read token of the sender's IP (before a login's signature is
+    recovered); signed actions count against the gateway's action limits instead."""
     request_id = None
     try:
         raw = json.loads(text)
@@ -700,6 +733,9 @@ async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Ga
         message = model.model_validate(raw)
     except (ValueError, ValidationError) as exc:
         subscriber.answer(_ws_error(request_id, "BAD_REQUEST", str(exc).splitlines()[0][:200]))
+        return
+    if isinstance(message, _Login | _Logout | _Subscribe) and not reads.take(ip):
+        subscriber.answer(_ws_error(request_id, "RATE_LIMITED", _read_limited(reads)))
         return
     if isinstance(message, _Login | _Logout):
         # awaited here, not in a task: a subscribe sent right after the login is handled after it
