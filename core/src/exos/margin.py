@@ -311,9 +311,20 @@ class UnifiedMargin:
         """`account`'s positions or equity changed without a price move: re-check it at the next liquidation pass."""
         self.liquidator.dirty[account] = None
 
-    def traded(self, account: int) -> None:
-        """A fill or transfer moved the account's position: `touched`, and its cached initial terms dropped."""
+    def traded(self, account: int, asset: int = -1, change: int | None = None, epoch: int = -1) -> None:
+        """A fill or transfer moved the account's position: `touched`, and its cached initial terms dropped.
+
+        With `change` (the position's uPnL − IM after the fill less before, at the mark of `epoch`), the cached
+        sum of group `asset` moves by it instead, so the account's next order needs no recomputation."""
         self.liquidator.dirty[account] = None
+        if change is not None and epoch == self.epoch:  # only this group's sum holds the position's term
+            cache = self._initial.get(asset)
+            if cache is not None and (entry := cache.get(account)) is not None:
+                if entry[0] == epoch:
+                    cache[account] = (epoch, entry[1] + change)
+                else:
+                    del cache[account]
+            return
         for cache in self._initial.values():
             cache.pop(account, None)
 
@@ -475,7 +486,7 @@ class UnifiedMargin:
         for asset, cache in self._initial.items():
             for account, (epoch, total) in cache.items():
                 if epoch == self.epoch:
-                    fresh = sum(m.initial_term(account) or 0 for m in self.positions.get(account, ())
+                    fresh = sum(m.initial_terms(account) or 0 for m in self.positions.get(account, ())
                                 if m.settlement == asset)  # fmt: skip
                     assert total == fresh, f"account {account}: cached initial terms {total}, recomputed {fresh}"
         ledger = self.engine.ledger

@@ -232,10 +232,6 @@ class MarginedMarket(Market, Protocol):
         """uPnL − initial margin of a cross position at mark, or None (the order path's cheaper `terms`)."""
         ...
 
-    def initial_term(self, account: int) -> int | None:
-        """`initial_terms` computed afresh, whatever a market caches (the invariant check's reference)."""
-        ...
-
     def maintenance_terms(self, account: int) -> tuple[int, int] | None:
         """(uPnL, maintenance margin) of a cross position at mark, or None (liquidation's cheaper `terms`)."""
         ...

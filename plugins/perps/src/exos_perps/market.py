@@ -38,7 +38,6 @@ from exos.protocols import FeeModel, FillSide, MarketContext, MarketInfo, OrderR
 from exos_perps.config import PPB, PPM, PerpConfig, Tier
 
 BUY, SELL = 0, 1
-_MISSING = object()
 FINE = 10**9  # EMAs keep 9 more digits than the prices they average (integers: the same everywhere)
 TAKER_SLOT, MAKER_SLOT = 1, 2
 SAMPLE_TIMER, FUNDING_TIMER = 1, 2
@@ -77,14 +76,13 @@ class PerpMarket:
         single: Tier | None = config.tiers[0] if len(config.tiers) == 1 else None
         self._single_tier = single
         self._user_rates: dict[int, int] = {}
+        self._im_rates: dict[int, int] = {}  # leverage -> max(its rate, the one tier's): a cache
         # farther than this from mark, a fill may put an account under water: check it in the same command
         self.far_bps = max(1, config.tiers[0].mm_ppm // 200)
         self.margin: Any = None
         self._oi_cap = config.oi_cap
         self.waive_taker = False
         self.reclip_pending: dict[int, None] = {}
-        self._initial: dict[int, int | None] = {}  # initial_terms' cache (never state)
-        self._initial_epoch = -1
         self._band = (0, 0, 0)  # (mark, lowest, highest price) the order band allows at that mark
         self._reset()
 
@@ -136,9 +134,9 @@ class PerpMarket:
 
     def admit(self, account: int, side: int, price: int, size: int, reduce_only: bool) -> tuple[int, int]:
         """(the order's class: margin reserved per lot, 0 for reduce-only; its size, clipped) or OrderRejection."""
-        position = self.positions.get(account)
-        current = position[0] if position is not None else 0
         if reduce_only:
+            position = self.positions.get(account)
+            current = position[0] if position is not None else 0
             if current == 0 or (current > 0) == (side == BUY):
                 raise OrderRejection("REDUCE_ONLY", f"{self.name}: a reduce-only order must shrink a position "
                                      f"(position {current} lots)")  # fmt: skip
@@ -165,10 +163,13 @@ class PerpMarket:
         q = self.q
         settings = self.settings.get(account)
         leverage = settings[0] if settings is not None else config.default_leverage
-        rate = self._user_rates.get(leverage) or self._user_rate(leverage)
-        single = self._single_tier
-        tier_rate = single.im_ppm if single is not None else self._tier((abs(current) + size) * price * q).im_ppm
-        rate = max(rate, tier_rate)
+        if self._single_tier is not None:
+            rate = self._im_rates.get(leverage) or self._im_rate(leverage)
+        else:  # the tier the position would reach
+            position = self.positions.get(account)
+            current = position[0] if position is not None else 0
+            rate = max(self._user_rates.get(leverage) or self._user_rate(leverage),
+                       self._tier((abs(current) + size) * price * q).im_ppm)  # fmt: skip
         if config.oi_cap and self.long_oi + size > config.oi_ramp_start:
             over = self.long_oi + size - config.oi_ramp_start
             rate += (PPM - rate) * over // (config.oi_cap - config.oi_ramp_start)
@@ -226,7 +227,7 @@ class PerpMarket:
     def _trade(self, account: int, delta: int, price: int, ledger: Any) -> None:
         """Move an account's position by `delta` lots at `price`: basis, realised PnL, isolated margin, OI."""
         margin = self.margin
-        self._initial.pop(account, None)
+        epoch = margin.epoch  # a ramp this trade moves bumps it: then the account's cached sums are dropped
         positions = self.positions
         position = positions.get(account)
         if position is None:
@@ -283,7 +284,24 @@ class PerpMarket:
             self.margin.position_closed(account, self)
         if self._oi_cap:
             self._ramp()
-        margin.traded(account)  # its cached initial terms are recomputed at its next order
+        # the change of the position's uPnL − IM (0 for an isolated one): the account's cached sum moves by it
+        mark = self.mark
+        if mark is None or isolated:
+            change = None if mark is None else 0
+        else:
+            settings = self.settings.get(account)
+            leverage = settings[0] if settings is not None else self.config.default_leverage
+            basis_after = position[1] if after else 0
+            if self._single_tier is not None and not self.ramp_num:  # _term's common case, inline
+                rate = self._im_rates.get(leverage) or self._im_rate(leverage)  # <= 100%: IM <= notional
+                tick_lot = mark * self.q
+                value, value_before = after * tick_lot, size * tick_lot
+                im = -(-(value if value > 0 else -value) * rate // PPM)
+                im_before = -(-(value_before if value_before > 0 else -value_before) * rate // PPM)
+                change = (value - basis_after - im) - (value_before - basis - im_before)
+            else:
+                change = self._term(after, basis_after, leverage) - self._term(size, basis, leverage)
+        margin.traded(account, self.settlement, change, epoch)
 
     def _fund_isolated(self, account: int, position: list[int], lots: int, price: int, ledger: Any) -> None:
         """Move the initial margin of `lots` opened at `price` at the account's leverage into its isolated margin."""
@@ -311,6 +329,23 @@ class PerpMarket:
             self.margin.epoch += 1  # every position's initial margin in this market moved
 
     # ------------------------------------------------------------ margin arithmetic
+
+    def _im_rate(self, leverage: int) -> int:
+        """The one-tier initial margin rate at a leverage, ppm: max(1 / leverage, the tier's) (rounded up)."""
+        assert self._single_tier is not None
+        rate = self._im_rates[leverage] = max(self._user_rate(leverage), self._single_tier.im_ppm)
+        return rate
+
+    def _term(self, size: int, basis: int, leverage: int) -> int:
+        """uPnL − IM of a cross position of `size` lots and `basis` at mark (0 for no position)."""
+        if not size:
+            return 0
+        value = size * self.mark * self.q  # type: ignore[operator]
+        notional = abs(value)
+        if self._single_tier is None or self.ramp_num:
+            return int(value - basis - self.initial_margin(notional, leverage))
+        rate = self._im_rates.get(leverage) or self._im_rate(leverage)  # initial_margin's one-tier case, inline
+        return int(value - basis - -(-notional * rate // PPM))  # a rate <= 100% keeps IM <= notional
 
     def _user_rate(self, leverage: int) -> int:
         """Initial margin rate of a leverage, ppm (rounded up)."""
@@ -363,22 +398,7 @@ class PerpMarket:
         return value - basis, self.initial_margin(notional, leverage), self.maintenance_margin(notional), notional
 
     def initial_terms(self, account: int) -> int | None:
-        """uPnL − IM of a cross position at mark (the order path's check); None as `terms`.
-
-        Kept per account until its position or settings change or the margin epoch moves (a mark, a ramp)."""
-        epoch = self.margin.epoch
-        cache = self._initial
-        if self._initial_epoch != epoch:
-            cache.clear()
-            self._initial_epoch = epoch
-        term = cache.get(account, _MISSING)
-        if term is not _MISSING:
-            return term  # type: ignore[return-value]
-        term = cache[account] = self.initial_term(account)
-        return term
-
-    def initial_term(self, account: int) -> int | None:
-        """`initial_terms` computed afresh (the invariant check compares the cached sums with it)."""
+        """uPnL − IM of a cross position at mark (the order path's check); None as `terms`."""
         position = self.positions.get(account)
         if position is None:
             return None
@@ -389,15 +409,7 @@ class PerpMarket:
             return None
         else:
             leverage = settings[0]
-        value = position[0] * self.mark * self.q  # type: ignore[operator]
-        notional = abs(value)
-        single = self._single_tier
-        if single is None or self.ramp_num or not notional:
-            return int(value - position[1] - self.initial_margin(notional, leverage))
-        # initial_margin's one-tier, no-ramp case, inline: every order of a cross account may ask this
-        rate = self._user_rates.get(leverage) or self._user_rate(leverage)
-        im = max(-(-notional * rate // PPM), -(-notional * single.im_ppm // PPM))
-        return int(value - position[1] - min(im, notional))
+        return self._term(position[0], position[1], leverage)
 
     def maintenance_terms(self, account: int) -> tuple[int, int] | None:
         """(uPnL, MM) of a cross position at mark (what liquidation reads: no initial margin); None as `terms`."""
@@ -539,7 +551,6 @@ class PerpMarket:
             self._isolated.add(account)
         else:
             self._isolated.discard(account)
-        self._initial.pop(account, None)
         self.margin.forget_initial(account)
         self.margin.touched(account)
         ctx.emit(self.market_id, "exos.perps.leverage",
@@ -733,7 +744,6 @@ class PerpMarket:
         self.last_funding_ms, self.funding_rate_ppb = state["last_funding"], state["rate"]
         self.pool, self.isolated_account = state["accounts"]
         self.reclip_pending = {}
-        self._initial, self._initial_epoch = {}, -1
         if self.config.oi_cap:
             self._ramp()
 
