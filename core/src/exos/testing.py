@@ -17,6 +17,8 @@ class                       fixtures the subclass provides (``optional``: the cl
 `OracleContract`            ``oracle_case`` (an `OracleCase`: the kind, valid params, a publisher and price)
 ==========================  ============================================================================
 
+A margined market type's contract runs a real engine instead: `exos.margintesting.MarginedMarketContract`.
+
 Example, a plugin's ``tests/test_contract.py``::
 
     import pytest
