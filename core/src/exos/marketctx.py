@@ -184,6 +184,13 @@ class Context(View):
         engine = self._engine
         engine.cancel_market_orders(engine.markets[market_id], self._seq, self._base, self._out, self._cause)
 
+    def close_into_book(self, market_id: int, account: int, side: int, price: int, lots: int) -> int:
+        """An immediate-or-cancel order of up to `lots` at limit `price` for a venue account (reduce-only and
+        fee-free on a margined market, as a liquidation's); the lots it filled, the rest cancelled."""
+        engine = self._engine
+        return engine.system_order(engine.markets[market_id], account, side, price, lots, self._seq, self._base,
+                                   self._out, self._cause)  # fmt: skip
+
     def emit(self, market_id: int, name: str, detail: Mapping[str, Any]) -> None:
         """Append a MarketEvent with canonical JSON detail."""
         out = self._out

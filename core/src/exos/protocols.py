@@ -344,6 +344,10 @@ class MarketContext(EngineView, Protocol):
         """Call `on_timer(ctx, tag)` of a market at `time` (ms)."""
         ...
 
+    def close_into_book(self, market_id: int, account: int, side: int, price: int, lots: int) -> int:
+        """An IOC for a venue account (reduce-only and fee-free on a margined market); the lots it filled."""
+        ...
+
     def set_status(self, market_id: int, status: str) -> None:
         """Set a market's engine status (open, cancel_only, halted, settled)."""
         ...

@@ -177,6 +177,14 @@ class Unified(RuleBasedStateMachine):
         self._submit(MarketAction(actor=Actor(trader), timestamp=self.venue.now, market=market, action="margin",
                                   args={"amount": amount}))  # fmt: skip
 
+    @rule(market=st.sampled_from(PERPS), holder=st.sampled_from(("backstop", "insurance")),
+          offset=st.integers(-6, 6), lots=st.integers(1, 60))  # fmt: skip
+    def unwind(self, market: str, holder: str, offset: int, lots: int) -> None:
+        """The admin closes part of the backstop's or insurance fund's inventory into the book (refused if none)."""
+        self._submit(MarketAction(actor=Actor(self.venue.admin), timestamp=self.venue.now, market=market,
+                                  action="unwind", args={"holder": holder, "lots": lots,
+                                                         "price": self._price(market, offset)}))  # fmt: skip
+
     def _order(self, trader: bytes, market: str, side: int, price: int, size: int, **kw: object) -> object:
         """A PlaceOrder at the current time."""
         from exos.commands import PlaceOrder

@@ -6,7 +6,7 @@ import json
 
 from exos_perps.testing import BACKSTOP, INSURANCE, Venue, who
 
-A, C, D = who(0xA), who(0xC), who(0xD)
+A, C, D, E = who(0xA), who(0xC), who(0xD), who(0xE)
 
 
 def _opened(venue: Venue) -> None:
@@ -75,3 +75,49 @@ class TestWaterfall:
         equity, mm = venue.maintenance(A)
         assert equity >= mm
         assert venue.position(BACKSTOP) is None
+
+
+class TestUnwind:
+    """An admin gives the backstop's and the insurance fund's inventory back to the market: an IOC, no fee."""
+
+    def test_the_backstop_sells_into_a_bid_and_the_rest_is_cancelled(self, venue: Venue) -> None:
+        """After the waterfall the backstop is long 47 at 90 (mark 85); E bids 20 at 86: unwinding 30 at a limit
+        of 84 sells 20 at 86, realising 20 × 86 − 1,800 = −80, and the other 10 do not rest."""
+        _opened(venue)
+        venue.oracle(85)
+        venue.deposit(E, "USD", 100_000)
+        venue.order(E, "X-PERP", 0, 86, 20)
+        venue.action(venue.admin, "X-PERP", "unwind", holder="backstop", lots=30, price=84)
+        assert venue.accepted(), venue.rejection()
+        assert [(f.size, f.price, f.fee) for f in venue.fills()] == [(20, 86, 0), (20, 86, 0)]
+        [event] = venue.market_events("exos.perps.unwind")
+        assert json.loads(event.detail) == {"holder": "backstop", "lots": "30", "price": "84", "filled": "20"}
+        assert venue.position(BACKSTOP) == [27, 2_430, 0]
+        assert venue.cash(BACKSTOP) == 2_000 - 80
+        assert venue.position(E) == [20, 1_720, 0]
+        assert venue.engine.open_orders(BACKSTOP) == []
+
+    def test_refusals_change_nothing(self, venue: Venue) -> None:
+        """Not an admin, an unknown holder, bad numbers, a price outside the band, a holder without a position, and
+        a limit whose worst case would take the holder's equity below zero: refused, the state hash as it was."""
+        _opened(venue)
+        venue.oracle(85)
+        venue.step = 0
+        before = venue.engine.state_hash()
+        for address, args, code in [
+            (C, {"holder": "backstop", "lots": 1, "price": 85}, "NOT_ADMIN"),
+            (venue.admin, {"holder": "fees", "lots": 1, "price": 85}, "BAD_ACTION"),
+            (venue.admin, {"holder": "backstop", "lots": 0, "price": 85}, "BAD_ACTION"),
+            (venue.admin, {"holder": "backstop", "lots": 1, "price": True}, "BAD_ACTION"),
+            (venue.admin, {"holder": "backstop", "lots": 1, "price": 70}, "PRICE_BAND"),
+            (venue.admin, {"holder": "insurance", "lots": 15, "price": 77}, "INSUFFICIENT_MARGIN"),
+            (venue.admin, {"holder": "backstop", "lots": 1, "price": 85, "market": "Y-PERP"}, "NO_POSITION"),
+        ]:
+            venue.action(address, str(args.pop("market", "X-PERP")), "unwind", **args)
+            assert venue.rejection() == code, (args, venue.rejection())
+            assert venue.engine.state_hash() == before
+        venue.step = 1
+        venue.action(venue.admin, "X-PERP", "unwind", holder="insurance", lots=15, price=85)  # no bid: nothing fills
+        assert venue.accepted(), venue.rejection()
+        assert json.loads(venue.market_events("exos.perps.unwind")[0].detail)["filled"] == "0"
+        assert venue.position(INSURANCE) == [15, 1_350, 0]

@@ -508,14 +508,56 @@ class PerpMarket:
     # ------------------------------------------------------------ actions: leverage and isolated margin
 
     def action(self, ctx: MarketContext, name: str, args: Mapping[str, Any]) -> None:
-        """`leverage` {leverage, isolated?}; `margin` {amount: signed units}: add to or take from isolated margin."""
+        """`leverage` {leverage, isolated?}; `margin` {amount: signed units}: add to or take from isolated margin;
+        `unwind` {holder: backstop | insurance, lots, price} (an admin's): close the venue's inventory into the book."""
         account = ctx.account(*ctx.actor)
         if name == "leverage":
             self._set_leverage(ctx, account, args)
         elif name == "margin":
             self._move_margin(ctx, account, args)
+        elif name == "unwind":
+            self._unwind(ctx, args)
         else:
-            raise OrderRejection("UNKNOWN_ACTION", f"{self.name}: actions are leverage and margin, not {name!r}")
+            raise OrderRejection("UNKNOWN_ACTION", f"{self.name}: actions are leverage, margin and unwind, not "
+                                 f"{name!r}")  # fmt: skip
+
+    def _unwind(self, ctx: MarketContext, args: Mapping[str, Any]) -> None:
+        """Close up to `lots` of the backstop's or insurance fund's position with an IOC at limit `price` (no fee).
+
+        Liquidation leaves those venue accounts holding what they took at bankruptcy prices; this is how the
+        venue's operator gives it back to the market. The limit must lie in the order band around mark, and
+        the holder's equity must stay >= 0 even if every lot fills at the limit."""
+        if not ctx.is_admin:
+            raise OrderRejection("NOT_ADMIN", f"{self.name}: only a venue admin unwinds the venue's positions")
+        holder, lots, price = args.get("holder"), args.get("lots"), args.get("price")
+        group = self.margin.groups[self.settlement]
+        accounts = {"backstop": group.backstop, "insurance": group.insurance}
+        if holder not in accounts:
+            raise OrderRejection("BAD_ACTION", f"{self.name}: holder is backstop or insurance, got {holder!r}")
+        if type(lots) is not int or lots <= 0 or type(price) is not int or price <= 0:
+            raise OrderRejection("BAD_ACTION", f"{self.name}: lots and price are positive integers (lots, ticks), "
+                                 f"got {lots!r} and {price!r}")  # fmt: skip
+        account = accounts[holder]
+        size = self.size_of(account)
+        if size == 0:
+            raise OrderRejection("NO_POSITION", f"{self.name}: the {holder} holds no position here")
+        mark = self.mark
+        if mark is None:
+            raise OrderRejection("NO_ORACLE", f"{self.name}: its oracle has never published")
+        bps = self.config.price_band_bps
+        low, high = -(-mark * (_BPS - bps) // _BPS), mark * (_BPS + bps) // _BPS
+        if not low <= price <= high:
+            raise OrderRejection("PRICE_BAND", f"{self.name}: price {price} is outside the band {low}..{high} around "
+                                 f"mark {mark}")  # fmt: skip
+        lots = min(lots, abs(size))
+        worst = lots * (mark - price if size > 0 else price - mark) * self.q  # the equity lost if all fill at the limit
+        equity = self.margin.equity(account, self.settlement)
+        if worst > 0 and equity - worst < 0:
+            raise OrderRejection("INSUFFICIENT_MARGIN", f"{self.name}: closing {lots} lots at {price} could cost the "
+                                 f"{holder} {worst}, more than its equity {equity}")  # fmt: skip
+        filled = ctx.close_into_book(self.market_id, account, SELL if size > 0 else BUY, price, lots)
+        ctx.emit(self.market_id, "exos.perps.unwind",
+                 {"holder": holder, "lots": str(lots), "price": str(price), "filled": str(filled)})  # fmt: skip
 
     def _set_leverage(self, ctx: MarketContext, account: int | None, args: Mapping[str, Any]) -> None:
         """Set the account's leverage (and cross or isolated mode while it has no position here)."""
