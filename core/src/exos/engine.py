@@ -673,6 +673,7 @@ class Engine:
         self._cover(account, asset, amount, "withdraw")
         if self.margin is not None and self.margin.exposed(account):
             self._withdrawable(account, asset, amount, "withdraw")
+            self.margin.touched(account)  # a smaller buffer: its at-risk triggers are recomputed at the next pass
         self.ledger.withdraw(account, asset, amount)
         out.append((seq, len(out) - base, _USER, int(EventKind.WITHDRAWN), fields[10], fields[6],
                     self.ledger.assets[asset].symbol, amount))  # fmt: skip
@@ -684,6 +685,7 @@ class Engine:
         self._cover(account, asset, amount, "transfer")
         if self.margin is not None and self.margin.exposed(account):
             self._withdrawable(account, asset, amount, "transfer")
+            self.margin.touched(account)
         target = self.ledger.open_account(fields[10], fields[7])
         self.ledger.move_available(account, asset, amount, target)
         out.append((seq, len(out) - base, _USER, int(EventKind.TRANSFERRED), fields[10], fields[6], fields[7],
@@ -1022,6 +1024,8 @@ class Engine:
         accounts = self.ledger.accounts
         market = ms.market
         outcomes = ms.outcomes > 1
+        # a spot or outcome trade moves balances unified margin counts: recheck those it constrains in this command
+        unified = self.margin if self.margin is not None and not ms.margined else None
         resting = taker is not None
         taker_id = raw[0][6] if taker is not None else 0
         t_addr: bytes | None = None
@@ -1039,6 +1043,9 @@ class Engine:
                 taker_fee, taker_asset, maker_fee, maker_asset, fill_kind = market.settle_fill(
                     taker, maker, price, size, self._settlement
                 )
+                if unified is not None:
+                    unified.balance_moved(taker.account, True)
+                    unified.balance_moved(maker.account, True)
                 if t_addr is None:
                     t_addr, t_sub = accounts[taker.account]
                     symbols = self._symbols
@@ -1445,6 +1452,10 @@ class Engine:
             handler(context, action, args)
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
+        if self.margin is not None and not ms.margined:  # a split, merge or conversion moved its balances
+            account = self.ledger.find_account(fields[10], fields[6])
+            if account is not None:
+                self.margin.balance_moved(account, True)
 
     # ------------------------------------------------------------ admin
 

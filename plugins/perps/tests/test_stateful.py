@@ -13,6 +13,7 @@ as it was.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -209,3 +210,23 @@ def test_unified_margin_state_machine() -> None:
     wanted = ("exos.liquidation.started", "exos.liquidation.book", "exos.liquidation.adl", "exos.perps.funding")
     missing = {name: SEEN[name] for name in wanted if SEEN[name] < examples // 10}
     assert not missing, f"too rare across {examples} runs: {missing} (all: {dict(SEEN)})"
+
+
+def test_a_withdrawal_is_seen_by_the_next_pass() -> None:
+    """Found by a long run: t3, short 200 Y-PERP and backed by X collateral, withdraws most of the X (allowed: its
+    initial margin stays covered), then Y jumps 60%. The withdrawal shrank its buffer, so its at-risk trigger
+    must be recomputed before that jump: the pass liquidates it (every step checks the invariants)."""
+    t3 = TRADERS[3]
+    state = Unified()
+    state.open_venue()
+    state.deposit(amount=293, asset="X", trader=t3)
+    state.oracle(feed="X-USD", gap=0, move=0)
+    state.oracle(feed="X-USD", gap=3_600_000, move=4)
+    state.leverage(isolated=False, leverage=1, market="X-PERP", trader=t3)  # re-indexed with all its X counted
+    state.oracle(feed="X-USD", gap=0, move=0)
+    state.withdraw(amount=103, asset="X", trader=t3, transfer=False)
+    state.withdraw(amount=105, asset="X", trader=t3, transfer=False)
+    state.oracle(feed="Y-USD", gap=0, move=60)
+    started = [e for e in state.venue.market_events() if e.name == "exos.liquidation.started"]
+    assert [json.loads(e.detail)["address"] for e in started] == ["0x" + t3.hex()]
+    assert state.venue.position(t3, "Y-PERP") is None
