@@ -760,7 +760,7 @@ class Engine:
         ledger = self.ledger
         available = ledger.available[asset]
         if ms.margined:  # the margin may come from anything the account holds: unified margin decides
-            if amount and self.margin.free_initial(account, asset) < amount:
+            if amount and not self.margin.covers_initial(account, asset, amount):
                 self._require_margin(account, asset, amount, "order")  # raises, naming what is free
         elif available[account] < amount:
             raise Rejection(

@@ -385,18 +385,28 @@ class UnifiedMargin:
         return gain, loss, im, mm, notional
 
     def free_initial(self, account: int, asset: int) -> int:
-        """What the account can still commit in group `asset`: available value + uPnL − initial margin.
+        """What the account can still commit in group `asset`: available value + uPnL − initial margin."""
+        return self.values(account, self.groups[asset], False) + self._initial_terms(account, asset)
 
-        The order path's check: it asks each position for its initial terms only."""
+    def covers_initial(self, account: int, asset: int, amount: int) -> bool:
+        """Whether `free_initial` is at least `amount` (the order path's check).
+
+        The settlement balance and the positions are tried first: collateral and outcome shares only ever add
+        (a venue with many prediction events would otherwise value every one of them for every order)."""
+        terms = self._initial_terms(account, asset)
+        if self.engine.ledger.available[asset][account] + terms >= amount:
+            return True
+        group = self.groups[asset]
+        return bool(group.collateral or self.share_sources) and self.values(account, group, False) + terms >= amount
+
+    def _initial_terms(self, account: int, asset: int) -> int:
+        """Σ (uPnL − IM) of the account's cross positions in group `asset`, kept as of `epoch` (fills move it)."""
         cache = self._initial.get(asset)
         if cache is None:
             cache = self._initial[asset] = {}
-        group = self.groups[asset]
         hit = cache.get(account)
         if hit is not None and hit[0] == self.epoch:
-            if not group.collateral and not self.share_sources:  # the common case: the settlement balance alone
-                return self.engine.ledger.available[asset][account] + hit[1]
-            return self.values(account, group, False) + hit[1]
+            return hit[1]
         positions = 0
         for market in self.positions.get(account, ()):
             if market.settlement == asset:
@@ -404,7 +414,7 @@ class UnifiedMargin:
                 if terms is not None:
                     positions += terms
         cache[account] = (self.epoch, positions)
-        return self.values(account, group, False) + positions
+        return positions
 
     def free_withdraw(self, account: int, asset: int) -> int:
         """What a withdrawal or transfer may take: available value, losses, a share of gains, less max(IM, floor)."""

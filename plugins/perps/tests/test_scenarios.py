@@ -402,3 +402,38 @@ class TestCollateralMarket:
                                                         directory=Path(__file__).parent))  # fmt: skip
         (collateral,) = engine.margin.collateral
         assert engine.markets[collateral.spot].name == "X-USD"
+
+
+class TestOutcomeSharesAsMargin:
+    """Outcome shares count at their worst case toward a perp order's margin, valued only when the balance is short."""
+
+    def test_pairs_back_an_order_and_are_valued_only_when_needed(self) -> None:
+        """A splits all its 1,000 USD into RAIN pairs (worth 1,000 whatever happens) and still opens a perp position
+        on them; B, whose balance covers its order, never has its shares valued; an order beyond A's pairs fails."""
+        venue = Venue(Path(__file__).parent / "stateful.toml")
+        for feed in ("X-USD", "Y-USD"):
+            venue.oracle(100, feed=feed)
+        venue.deposit(A, "USD", 1_000)
+        venue.deposit(B, "USD", 100_000)
+        venue.action(A, "RAIN", "split", size=10)
+        assert venue.accepted(), venue.rejection()
+        assert venue.cash(A) == 0 and venue.free(A) == 1_000
+        source = venue.engine.margin.share_sources[0]
+        valued: list[int] = []
+        value = source.collateral_value
+
+        def counting(account: int, asset: int, locked: bool) -> int:
+            valued.append(account)
+            return int(value(account, asset, locked))
+
+        source.collateral_value = counting
+        venue.order(B, "X-PERP", 1, 100, 50)
+        assert venue.accepted(), venue.rejection()
+        assert valued == []  # B's balance alone covers it
+        venue.order(A, "X-PERP", 0, 100, 50)  # 10% of 5,000 plus the fee reserve: backed by the pairs
+        assert venue.accepted(), venue.rejection()
+        assert venue.account(A) in valued and venue.position(A) == [50, 5_000, 0]
+        venue.step = 0
+        before = venue.engine.state_hash()
+        venue.order(A, "X-PERP", 0, 100, 500)
+        assert venue.rejection() == "INSUFFICIENT_MARGIN" and venue.engine.state_hash() == before
