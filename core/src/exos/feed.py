@@ -105,6 +105,7 @@ class Subscriber:
         self.subs: set[tuple[str, str | bytes]] = set()  # (channel, market name or account address)
         self.logins: dict[bytes, bytes] = {}  # account -> the signer that logged in as it (itself or an agent)
         self.timers: dict[bytes, asyncio.TimerHandle] = {}  # account -> the logout when its agent expires
+        self.loop: Any = None  # the event loop serving the connection (the server sets it)
 
     def push(self, message: dict[str, Any]) -> None:
         """Queue a message; a full queue marks the client behind (the sender resyncs it)."""

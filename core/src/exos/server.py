@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import errno
 import itertools
-import json
 import marshal
 import os
 import signal
@@ -52,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -275,6 +275,7 @@ class RemoteBackend:
         self.waiting: dict[int, asyncio.Future[Any]] = {}
         self.writer: asyncio.StreamWriter | None = None
         self.outbox: list[tuple[int, str | None, list[bytes]]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def connect(cls, sock: socket.socket) -> RemoteBackend:
@@ -326,11 +327,18 @@ class RemoteBackend:
             if future is not None and not future.done():
                 future.set_result((decoded[2], decoded[3]))
 
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop serving this process, asked once: each `asyncio.get_running_loop()` is a getpid system
+        call in CPython 3.11, which a VM makes dear on a path every order takes."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        return self.loop
+
     def _expect(self, request_id: int) -> asyncio.Future[Any]:
         """The future the answer to `request_id` resolves."""
         if self.writer is None:
             raise ConnectionError("not connected to the sequencer")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = self._loop().create_future()
         self.waiting[request_id] = future
         return future
 
@@ -353,7 +361,7 @@ class RemoteBackend:
         request_id = next(self.ids)
         future = self._expect(request_id)
         if not self.outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop().call_soon(self._flush)
         self.outbox.append((request_id, ip, records))
         return list(await future)
 
@@ -630,6 +638,7 @@ def create_app(
         """Market data (book, trades), the user channel, and the order channel on one connection."""
         await ws.accept()
         subscriber = Subscriber()
+        subscriber.loop = asyncio.get_running_loop()
         sender = asyncio.ensure_future(_send_loop(ws, subscriber, feed))
         try:
             while True:
@@ -723,7 +732,7 @@ async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Ga
     recovered); signed actions count against the gateway's action limits instead."""
     request_id = None
     try:
-        raw = json.loads(text)
+        raw = orjson.loads(text)
         if isinstance(raw, dict):
             request_id = raw.get("id") if isinstance(raw.get("id"), str | int) else None
         model = _WS_MODELS.get(str(raw.get("op"))) if isinstance(raw, dict) else None
@@ -769,7 +778,7 @@ async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Ga
         subscriber.answer(_ws_error(request_id, "TOO_MANY_IN_FLIGHT", f"at most {MAX_IN_FLIGHT} unanswered requests"))
         return
     subscriber.inflight += 1
-    task = asyncio.ensure_future(_ws_post(message, subscriber, gateway, ip))
+    task = subscriber.loop.create_task(_ws_post(message, subscriber, gateway, ip))
     _POSTS.add(task)  # the loop keeps only weak references to tasks
     task.add_done_callback(_POSTS.discard)
 
@@ -832,7 +841,7 @@ async def _send_loop(ws: WebSocket, subscriber: Subscriber, feed: Feed) -> None:
             messages += subscriber.answers
             subscriber.answers.clear()
             for message in messages:
-                await ws.send_text(json.dumps(message, separators=(",", ":")))
+                await ws.send_text(orjson.dumps(message).decode())
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
 
