@@ -203,7 +203,11 @@ class MarginedMarket(Market, Protocol):
     account's available balance below zero (a borrow) as long as unified margin (`exos.margin`) covers it. The
     engine asks `terms`/`isolated_terms` for the account's position to sum equity and requirements,
     calls `on_oracle` when the market's feed publishes (the mark is recomputed only then), and drives
-    liquidation through `transfer`, `holders` and the partial-liquidation hooks."""
+    liquidation through `transfer`, `holders` and the partial-liquidation hooks. The market tells unified
+    margin (`bind_margin`) when an account's position opens or closes (`position_opened`/`position_closed`)
+    and after every fill or transfer (`traded`: with the change of the position's uPnL − IM, the account's
+    cached sum moves by it; without, it is recomputed at the account's next order). The engine's invariant
+    check compares those sums with `initial_terms`; `exos.margintesting` checks a market type against all this."""
 
     margined: bool
     settlement: int
