@@ -620,6 +620,14 @@ class Engine:
             raise Rejection("INSUFFICIENT_MARGIN", f"{self.ledger.assets[asset].symbol}: {what} needs {amount} of "
                             f"initial margin, the account has {free} free")  # fmt: skip
 
+    def _spends_margin(self, account: int, asset: int, amount: int, what: str) -> None:
+        """A spot or outcome order that locks a risk group's settlement asset spends what backs the account's
+        positions (or its debt): it must leave the initial requirement covered (INSUFFICIENT_MARGIN otherwise)."""
+        margin = self.margin
+        exposed = amount > 0 and asset in margin.groups and margin.exposed(account)
+        if exposed and not margin.covers_initial(account, asset, amount):
+            self._require_margin(account, asset, amount, what)
+
     def _withdrawable(self, account: int, asset: int, amount: int, what: str) -> None:
         """Refuse a withdrawal or transfer that would leave less than max(initial margin, floor × notional) covered."""
         column = self.ledger.available[asset]
@@ -767,6 +775,8 @@ class Engine:
                 "INSUFFICIENT_BALANCE",
                 f"{ledger.assets[asset].symbol}: order needs {amount}, available {available[account]}",
             )
+        elif self.margin is not None:
+            self._spends_margin(account, asset, amount, "order")
         client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
         delay = 0
         if ms.delays and not post_only:
@@ -1236,12 +1246,15 @@ class Engine:
                 ledger.locked[asset][account] += extra
             if new_class != outcome:
                 ms.book.set_slot_raw(order_id, 3, new_class)
-        elif extra > 0 and not ledger.lock(account, asset, extra):
-            raise Rejection(
-                "INSUFFICIENT_BALANCE",
-                f"{ledger.assets[asset].symbol}: amend needs {extra} more, "
-                f"available {ledger.available[asset][account]}",
-            )
+        elif extra > 0:
+            if self.margin is not None:
+                self._spends_margin(account, asset, extra, "amend")
+            if not ledger.lock(account, asset, extra):
+                raise Rejection(
+                    "INSUFFICIENT_BALANCE",
+                    f"{ledger.assets[asset].symbol}: amend needs {extra} more, "
+                    f"available {ledger.available[asset][account]}",
+                )
         raw = ms.book.amend_raw(order_id, ANY_OWNER, price, size)
         if raw[0][2] == _B_REJECTED:
             if extra > 0:

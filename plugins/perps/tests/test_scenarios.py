@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exos.commands import Actor, CancelAll, OracleUpdate
+from exos.commands import Actor, AmendOrder, CancelAll, OracleUpdate
 from exos.engine import Engine
+from exos.events import OrderAccepted
 from exos.manifest import Manifest
 from exos_perps.testing import INSURANCE, PUBLISHER, Venue, who
 
@@ -437,3 +438,32 @@ class TestOutcomeSharesAsMargin:
         before = venue.engine.state_hash()
         venue.order(A, "X-PERP", 0, 100, 500)
         assert venue.rejection() == "INSUFFICIENT_MARGIN" and venue.engine.state_hash() == before
+
+
+class TestSpotOrdersUnderMargin:
+    """A spot order that spends the settlement asset backing an account's positions is a risk-increasing order."""
+
+    def test_a_spot_buy_must_leave_the_initial_margin_covered(self, venue: Venue) -> None:
+        """A, long 100 X-PERP at 100 on 1,500 USD (IM 1,000 at 10x), has 500 free: a spot buy locking more than that
+        is refused (state unchanged), one within it rests, and so does any buy of an account with no position."""
+        venue.oracle(100)
+        _pair(venue, funds=1_500)
+        assert venue.free(A) == 500
+        venue.step = 0
+        before = venue.engine.state_hash()
+        venue.order(A, "X-USD", 0, 100, 6)  # locks 600 USD
+        assert venue.rejection() == "INSUFFICIENT_MARGIN" and venue.engine.state_hash() == before
+        venue.step = 1
+        venue.order(A, "X-USD", 0, 100, 4)
+        assert venue.accepted(), venue.rejection()
+        assert venue.free(A) == 100
+        [accepted] = [e for e in venue.events if isinstance(e, OrderAccepted)]
+        venue.step = 0
+        before = venue.engine.state_hash()
+        venue.submit(AmendOrder(actor=Actor(A), timestamp=venue.now, market="X-USD", order_id=accepted.order_id,
+                                price=100, size=6))  # fmt: skip
+        assert venue.rejection() == "INSUFFICIENT_MARGIN" and venue.engine.state_hash() == before
+        venue.step = 1
+        venue.deposit(D, "USD", 600)
+        venue.order(D, "X-USD", 0, 100, 6)
+        assert venue.accepted(), venue.rejection()
