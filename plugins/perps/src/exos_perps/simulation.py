@@ -82,6 +82,8 @@ class Run:
                     self.stats[name + " lots"] += int(detail["size"])
                 elif name == "exos.perps.funding":
                     self.stats["funding paid"] += int(detail["paid"])
+                elif name == "exos.perps.unwind":
+                    self.stats["unwound lots"] += int(detail["filled"])
 
     def actor(self, address: bytes, signer: bytes | None = None) -> C.Actor:
         """An actor (signed by itself unless told)."""
@@ -213,6 +215,24 @@ class Run:
                                         outcome=rng.randrange(2)))  # fmt: skip
         self.submit(out)
 
+    def unwind(self) -> None:
+        """The operator hands a quarter of what the backstop and the insurance fund hold back to the market: an
+        IOC at 1% through mark, into the makers' quotes."""
+        margin = self.engine.margin
+        group = margin.groups[self.engine.ledger.asset_ids["USDC"]]
+        out: list[C.Command] = []
+        for name in PERPS:
+            market = self.engine.market_state(name).market
+            for holder, account in (("backstop", group.backstop), ("insurance", group.insurance)):
+                size = market.size_of(account)
+                if size:
+                    mark = self.mark(name)
+                    price = mark * 99 // 100 if size > 0 else -(-mark * 101 // 100)
+                    out.append(C.MarketAction(actor=self.actor(self.admin), timestamp=self.now, market=name,
+                                              action="unwind", args={"holder": holder, "lots": max(1, abs(size) // 4),
+                                                                     "price": price}))  # fmt: skip
+        self.submit(out)
+
     def resolve(self) -> None:
         """The committee closes the outcome market and votes on BTC's last price; resolution pays every holder."""
         admin = self.actor(self.admin)
@@ -237,6 +257,8 @@ class Run:
             if step % 4 == 1:
                 self.quote()
             self.trade()
+            if step > self.crash_hour * 3_600_000 // STEP_MS and step % (3_600_000 // STEP_MS) == 2:
+                self.unwind()  # hourly after the crash, just after the makers quote
         self.resolve()
 
 
@@ -263,6 +285,7 @@ def report(run: Run, seconds: float) -> list[str]:
           f"deficits covered")  # fmt: skip
     print(f"ADL: {stats['exos.liquidation.adl']:,} counterparties, {stats['exos.liquidation.adl lots']:,} lots; "
           f"bad debt events: {stats['exos.liquidation.bad_debt']:,}")  # fmt: skip
+    print(f"unwound by the operator: {stats['exos.perps.unwind']:,} actions, {stats['unwound lots']:,} lots filled")
     margin = engine.margin
     group = margin.groups[usdc]
     for label, account in (("backstop", group.backstop), ("insurance fund", group.insurance)):
@@ -284,7 +307,7 @@ def report(run: Run, seconds: float) -> list[str]:
     except Exception as exc:  # every invariant: ledger, locks, OI, pools, no negative equity
         problems.append(f"{type(exc).__name__}: {exc}")
     for needed in ("exos.perps.funding", "exos.liquidation.started", "exos.liquidation.backstop",
-                   "exos.liquidation.insurance", "exos.liquidation.adl"):  # fmt: skip
+                   "exos.liquidation.insurance", "exos.liquidation.adl", "unwound lots"):  # fmt: skip
         if not stats[needed]:
             problems.append(f"nothing reported {needed}")
     print(f"state hash: {engine.state_hash()}")
