@@ -148,15 +148,10 @@ class PerpMarket:
         if self.oracle_ticks is None:
             raise OrderRejection("ORACLE_STALE", f"{self.name}: its oracle is stale; only reduce-only orders and "
                                  "cancels are taken")  # fmt: skip
+        band = self._band  # the common case, inline: the bounds kept for this mark, and the price inside them
+        if band[0] != mark or not band[1] <= price <= band[2]:
+            self._check_band(price, mark)
         config = self.config
-        band = self._band
-        if band[0] != mark:
-            bps = config.price_band_bps
-            band = self._band = (mark, -(-mark * (_BPS - bps) // _BPS), mark * (_BPS + bps) // _BPS)
-        _, low, high = band
-        if not low <= price <= high:
-            raise OrderRejection("PRICE_BAND", f"{self.name}: price {price} is outside the band {low}..{high} "
-                                 f"around mark {mark}")  # fmt: skip
         if config.oi_cap and self.long_oi + size > config.oi_cap:
             raise OrderRejection("OI_CAP", f"{self.name}: open interest {self.long_oi} + {size} lots would pass the "
                                  f"cap of {config.oi_cap}")  # fmt: skip
@@ -180,6 +175,17 @@ class PerpMarket:
         elif side != BUY and price < mark:
             reserve += (mark - price) * q
         return (reserve if reserve > 0 else 1), size
+
+    def _check_band(self, price: int, mark: int) -> None:
+        """OrderRejection PRICE_BAND unless `price` lies in mark × (1 ± price_band) (the bounds kept per mark)."""
+        band = self._band
+        if band[0] != mark:
+            bps = self.config.price_band_bps
+            band = self._band = (mark, -(-mark * (_BPS - bps) // _BPS), mark * (_BPS + bps) // _BPS)
+        _, low, high = band
+        if not low <= price <= high:
+            raise OrderRejection("PRICE_BAND", f"{self.name}: price {price} is outside the band {low}..{high} "
+                                 f"around mark {mark}")  # fmt: skip
 
     def lock_requirement(self, side: int, price: int, size: int, outcome: int = 0) -> tuple[int, int]:
         """An order holds its class (margin per lot) times its size, in the settlement asset."""
@@ -292,15 +298,15 @@ class PerpMarket:
             settings = self.settings.get(account)
             leverage = settings[0] if settings is not None else self.config.default_leverage
             basis_after = position[1] if after else 0
-            if self._single_tier is not None and not self.ramp_num:  # _term's common case, inline
-                rate = self._im_rates.get(leverage) or self._im_rate(leverage)  # <= 100%: IM <= notional
+            if self._single_tier is not None and not self.ramp_num:  # _term_change's one-tier case, inline: per fill
+                rate = self._im_rates.get(leverage) or self._im_rate(leverage)
                 tick_lot = mark * self.q
                 value, value_before = after * tick_lot, size * tick_lot
                 im = -(-(value if value > 0 else -value) * rate // PPM)
                 im_before = -(-(value_before if value_before > 0 else -value_before) * rate // PPM)
                 change = (value - basis_after - im) - (value_before - basis - im_before)
             else:
-                change = self._term(after, basis_after, leverage) - self._term(size, basis, leverage)
+                change = self._term_change(size, basis, after, basis_after, leverage)
         margin.traded(account, self.settlement, change, epoch)
 
     def _fund_isolated(self, account: int, position: list[int], lots: int, price: int, ledger: Any) -> None:
@@ -336,16 +342,19 @@ class PerpMarket:
         rate = self._im_rates[leverage] = max(self._user_rate(leverage), self._single_tier.im_ppm)
         return rate
 
-    def _term(self, size: int, basis: int, leverage: int) -> int:
-        """uPnL − IM of a cross position of `size` lots and `basis` at mark (0 for no position)."""
-        if not size:
-            return 0
-        value = size * self.mark * self.q  # type: ignore[operator]
-        notional = abs(value)
+    def _term_change(self, size: int, basis: int, after: int, basis_after: int, leverage: int) -> int:
+        """How uPnL − IM of a cross position at mark moves from (size, basis) to (after, basis_after) (no position
+        counts 0); from (0, 0) it is the position's term."""
+        tick_lot = self.mark * self.q  # type: ignore[operator]
+        value, value_before = after * tick_lot, size * tick_lot
+        notional = value if value > 0 else -value
+        notional_before = value_before if value_before > 0 else -value_before
         if self._single_tier is None or self.ramp_num:
-            return int(value - basis - self.initial_margin(notional, leverage))
-        rate = self._im_rates.get(leverage) or self._im_rate(leverage)  # initial_margin's one-tier case, inline
-        return int(value - basis - -(-notional * rate // PPM))  # a rate <= 100% keeps IM <= notional
+            im, im_before = self.initial_margin(notional, leverage), self.initial_margin(notional_before, leverage)
+        else:  # initial_margin's one-tier case, inline (every fill asks): a rate <= 100% keeps IM <= notional
+            rate = self._im_rates.get(leverage) or self._im_rate(leverage)
+            im, im_before = -(-notional * rate // PPM), -(-notional_before * rate // PPM)
+        return int((value - basis_after - im) - (value_before - basis - im_before))
 
     def _user_rate(self, leverage: int) -> int:
         """Initial margin rate of a leverage, ppm (rounded up)."""
@@ -409,7 +418,7 @@ class PerpMarket:
             return None
         else:
             leverage = settings[0]
-        return self._term(position[0], position[1], leverage)
+        return self._term_change(0, 0, position[0], position[1], leverage)
 
     def maintenance_terms(self, account: int) -> tuple[int, int] | None:
         """(uPnL, MM) of a cross position at mark (what liquidation reads: no initial margin); None as `terms`."""
@@ -544,11 +553,7 @@ class PerpMarket:
         mark = self.mark
         if mark is None:
             raise OrderRejection("NO_ORACLE", f"{self.name}: its oracle has never published")
-        bps = self.config.price_band_bps
-        low, high = -(-mark * (_BPS - bps) // _BPS), mark * (_BPS + bps) // _BPS
-        if not low <= price <= high:
-            raise OrderRejection("PRICE_BAND", f"{self.name}: price {price} is outside the band {low}..{high} around "
-                                 f"mark {mark}")  # fmt: skip
+        self._check_band(price, mark)
         lots = min(lots, abs(size))
         worst = lots * (mark - price if size > 0 else price - mark) * self.q  # the equity lost if all fill at the limit
         equity = self.margin.equity(account, self.settlement)
