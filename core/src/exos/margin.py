@@ -325,8 +325,7 @@ class UnifiedMargin:
                 else:
                     del cache[account]
             return
-        for cache in self._initial.values():
-            cache.pop(account, None)
+        self.forget_initial(account)
 
     def forget_initial(self, account: int) -> None:
         """Drop the account's cached sums of initial terms (a position or its settings changed)."""
