@@ -58,6 +58,10 @@ class MarginedCase:
     size: int
     moved_price: int = 0  # a second oracle price the positions are revalued at (0: 1% above `oracle_price`)
 
+    def moved(self) -> int:
+        """The second oracle price (`moved_price`, or 1% above `oracle_price`)."""
+        return self.moved_price or self.oracle_price * 101 // 100
+
 
 _LONG, _SHORT = b"\x0c" * 20, b"\x0d" * 20
 
@@ -147,11 +151,16 @@ class MarginedMarketContract:
     def _traded(self, venue: _Driver) -> _Driver:
         """The oracle published and the two accounts crossed: long and short `size` lots."""
         venue.publish(venue.case.oracle_price)
+        self._cross(venue)
+        return venue
+
+    @staticmethod
+    def _cross(venue: _Driver) -> None:
+        """The short rests `size` lots at the case's price and the long takes them (neither refused)."""
         accepted = venue.place(_SHORT, SELL)
         assert not [e for e in accepted if isinstance(e, Rejected)], f"the resting sell was refused: {accepted}"
         crossed = venue.place(_LONG, BUY)
         assert not [e for e in crossed if isinstance(e, Rejected)], f"the crossing buy was refused: {crossed}"
-        return venue
 
     def test_protocol(self, venue: _Driver) -> None:
         """The market is margined, settles in the case's asset and has every MarginedMarket method."""
@@ -199,8 +208,7 @@ class MarginedMarketContract:
         <= notional, isolated_terms None; and so again after the oracle moves."""
         self._traded(venue)
         market = venue.market
-        moved = margined_case.moved_price or margined_case.oracle_price * 101 // 100
-        for price in (None, moved):
+        for price in (None, margined_case.moved()):
             if price is not None:
                 venue.publish(price)
             for _, account in venue.open_positions():
@@ -220,17 +228,12 @@ class MarginedMarketContract:
         code = venue.refused(PlaceOrder, actor=Actor(_LONG), market=case.market, side=SELL, price=case.price,
                              size=case.size, reduce_only=True)  # fmt: skip
         assert code, "refused without a code"
-        self._traded_after_publish(venue)
+        self._cross(venue)
         events = venue.place(_LONG, SELL, size=case.size * 2, reduce_only=True)
         accepted = [e for e in events if isinstance(e, OrderAccepted)]
         assert accepted, f"the reduce-only order was refused: {events}"
         assert accepted[0].size == case.size, "a reduce-only order is clipped to the position"
         assert venue.locked(_LONG) == 0, "a reduce-only order reserves nothing"
-
-    def _traded_after_publish(self, venue: _Driver) -> None:
-        """The two accounts cross (the oracle has published)."""
-        venue.place(_SHORT, SELL)
-        venue.place(_LONG, BUY)
 
     def test_closing_both_positions_leaves_none(self, venue: _Driver) -> None:
         """Trading back closes both positions: no holders, unified margin's index forgets them."""
@@ -248,7 +251,7 @@ class MarginedMarketContract:
     ) -> None:
         """Replaying the commands into a fresh engine gives the same hash; so does loading a snapshot."""
         self._traded(venue)
-        venue.publish(margined_case.moved_price or margined_case.oracle_price * 101 // 100)
+        venue.publish(margined_case.moved())
         again = Engine.from_manifest(margined_case.manifest)
         for command in venue.commands:
             again.submit(command)

@@ -204,8 +204,9 @@ class TestMarginModes:
         venue.action(A, "X-PERP", "leverage", leverage=1, isolated=True)
         assert venue.rejection() == "MARGIN_MODE"
 
-    def test_isolated_liquidation_spares_the_cross_balance(self, venue: Venue) -> None:
-        """An isolated long loses at most its margin; the account's other cash is untouched."""
+    @staticmethod
+    def _isolated_long(venue: Venue) -> None:
+        """A long 100 X-PERP at 100, isolated at 10x (margin 1,000) out of 50,000 USD; B (100,000 USD) short."""
         venue.oracle(100)
         venue.deposit(A, "USD", 50_000)
         venue.deposit(B, "USD", 100_000)
@@ -213,6 +214,10 @@ class TestMarginModes:
         venue.order(A, "X-PERP", 0, 100, 100)
         venue.order(B, "X-PERP", 1, 100, 100)
         assert venue.position(A) == [100, 10_000, 1_000]
+
+    def test_isolated_liquidation_spares_the_cross_balance(self, venue: Venue) -> None:
+        """An isolated long loses at most its margin; the account's other cash is untouched."""
+        self._isolated_long(venue)
         assert venue.cash(A) == 49_000
         venue.action(A, "X-PERP", "margin", amount=-1)
         assert venue.rejection() == "INSUFFICIENT_MARGIN"
@@ -225,14 +230,8 @@ class TestMarginModes:
 
     def test_an_isolated_flip_returns_the_old_margin_and_funds_the_new_side(self, venue: Venue) -> None:
         """Long 100 isolated at 10x, then sell 150 at 101: its margin and PnL come back, the short is funded."""
-        venue.oracle(100)
-        venue.deposit(A, "USD", 50_000)
-        venue.deposit(B, "USD", 100_000)
+        self._isolated_long(venue)
         venue.deposit(C, "USD", 100_000)
-        venue.action(A, "X-PERP", "leverage", leverage=10, isolated=True)
-        venue.order(A, "X-PERP", 0, 100, 100)
-        venue.order(B, "X-PERP", 1, 100, 100)
-        assert venue.position(A) == [100, 10_000, 1_000]
         venue.order(A, "X-PERP", 1, 101, 150)
         venue.order(C, "X-PERP", 0, 101, 150)
         assert venue.position(A) == [-50, -5_050, 505]  # margin ceil(50 × 101 / 10)
