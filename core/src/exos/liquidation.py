@@ -227,10 +227,8 @@ class Liquidator:
                 parts.append(f'"{key}":"{value}"')
             elif type(value) is bool:
                 parts.append(f'"{key}":{"true" if value else "false"}')
-            elif type(value) is int:
+            else:  # an int, or a _Raw (JSON already)
                 parts.append(f'"{key}":{value}')
-            else:
-                parts.append(f'"{key}":{value}')  # a _Raw: JSON already
         out.append((seq, len(out) - base, _LIQUIDATION, _MARKET_EVENT, market, name, "{" + ",".join(parts) + "}"))
 
     def _who(self, account: int) -> _Raw:
