@@ -41,6 +41,7 @@ import tempfile
 import time
 from typing import Any
 
+import orjson
 from eth_hash.auto import keccak
 
 from exos import commands as C
@@ -192,9 +193,14 @@ async def http_answer(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
-def count_accepted(body: bytes) -> int:
-    """Accepted orders in an answer (single or batch)."""
-    return body.count(b'"accepted":true')
+def count_accepted(body: bytes | str) -> int:
+    """Accepted orders in an answer (single or batch): each order's own result, not its CommandDone event, which
+    also says `"accepted":true` (counting the bytes would count every order twice)."""
+    answer = orjson.loads(body)
+    results = answer.get("results")
+    if results is None:
+        return 1 if answer.get("accepted") is True else 0
+    return sum(1 for result in results if result.get("accepted") is True)
 
 
 async def rest_load(port: int, path: str, bodies: list[list[bytes]], seconds: float) -> tuple[int, int, float]:
@@ -246,7 +252,7 @@ async def ws_load(port: int, messages: list[list[bytes]], seconds: float, window
                 answer = await ws.recv()
                 if isinstance(answer, str) and answer.startswith('{"channel":"post"'):
                     inflight -= 1
-                    accepted += answer.count('"accepted":true')
+                    accepted += count_accepted(answer)
 
     start = time.perf_counter()
     await asyncio.gather(*(one(q) for q in messages))
