@@ -400,3 +400,55 @@ def test_bodies_are_bounded_even_when_chunked(server: tuple[str, Engine]) -> Non
     for response in (declared, chunked):
         assert response.status_code == 413 and response.json()["error"]["code"] == "BODY_TOO_LARGE"
     assert engine.seq == before
+
+
+def test_the_action_routes_answer_as_the_framework_does(tmp_path: Path) -> None:
+    """The plain-ASGI action routes (a JSON body of declared length) and FastAPI's routes (the same body chunked,
+    which the fast path leaves to the framework) give byte-identical answers, refusals included, on twin venues."""
+    start = time.time_ns() // 1_000_000
+    nonce = itertools.count(start)
+    good = [signed(order(next(nonce), side=i % 2, size=2)) for i in range(4)]  # the second meets the first: STP
+    other = dict(signed(order(next(nonce))), signature=good[0]["signature"])  # someone else signed it
+    batch = [signed(order(next(nonce), price=6_000_000 + i)) for i in range(2)]
+    records = [order(next(nonce), price=5_900_000 + i).pack() for i in range(2)]
+    unsigned = [bytearray(r) for r in records]
+    for record in unsigned:
+        record[10:18], record[46:66] = bytes(8), bytes(20)
+    types = {"Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}]}
+    digest = keccak(b"".join(bytes(r) for r in unsigned))
+    batch_signature = Account.sign_typed_data(KEY, DOMAIN, types, {"source": "a", "connectionId": digest}).signature
+    requests: list[tuple[str, bytes]] = [
+        ("/v1/actions", json.dumps(good[0]).encode()),
+        ("/v1/actions", json.dumps(good[1]).encode()),
+        ("/v1/actions", json.dumps(good[1]).encode()),  # replayed: NONCE
+        ("/v1/actions", json.dumps(other).encode()),  # NOT_AUTHORISED
+        ("/v1/actions", json.dumps(dict(good[2], signature="0x" + "00" * 65)).encode()),  # 400: bad signature
+        ("/v1/actions", json.dumps(dict(good[2], extra=1)).encode()),  # 422: the strict model
+        ("/v1/actions", b'{"record": 1.5}'),
+        ("/v1/actions", b"not json"),
+        ("/v1/actions/batch", json.dumps({"actions": [good[2], other, good[3]]}).encode()),
+        ("/v1/actions/batch", json.dumps({"actions": []}).encode()),
+        ("/v1/actions/signed-batch", json.dumps({"records": ["0x" + bytes(r).hex() for r in unsigned],
+                                                 "signature": "0x" + bytes(batch_signature).hex()}).encode()),
+        ("/v1/actions/signed-batch", json.dumps({"records": ["0x00"], "signature": "0x" + "00" * 65}).encode()),
+        *(("/v1/actions", json.dumps(b).encode()) for b in batch),
+    ]  # fmt: skip
+
+    def answers(directory: Path, chunked: bool) -> list[tuple[int, str, bytes]]:
+        directory.mkdir()
+        engine = Engine.from_manifest(manifest(directory), journal=directory / "journal")
+        ticks = itertools.count(start)
+        out = []
+        with running(create_app(engine, clock=lambda: next(ticks))) as base, httpx.Client(base_url=base) as client:
+            client.post("/v1/faucet", json={"address": "0x" + TRADER.hex()})
+            for path, body in requests:
+                content: Any = iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body
+                response = client.post(path, content=content, headers={"content-type": "application/json"})
+                out.append((response.status_code, response.headers["content-type"], response.content))
+        engine.close()
+        return out
+
+    fast, framework = answers(tmp_path / "fast", False), answers(tmp_path / "framework", True)
+    assert [status for status, _, _ in fast] == [200, 200, 200, 200, 400, 422, 422, 422, 200, 422, 200, 400, 200, 200]
+    assert b'"type":"OrderCancelled"' in fast[1][2] and b'"code":"NONCE"' in fast[2][2]
+    assert fast == framework

@@ -59,16 +59,14 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from exos import commands as C
 from exos.auth import WINDOW_MS, Authenticator, may_read
 from exos.engine import Engine
-from exos.errors import ExosError
-from exos.events import RawEvent
-from exos.feed import ANSWERS_MAX, Feed, Subscriber, raw_json
+from exos.feed import ANSWERS_MAX, Feed, Subscriber
+from exos.gateway import ActionRoutes, Answer, Gateway
 from exos.history_routes import HistoryReader, add_routes
 from exos.ratelimit import Buckets, Limits
 from exos.sequencer import QueryError, Sequencer, address_param, bounded
-from exos.signing import Domain, SignatureError, batch_digest, recover, recover_digest, with_signer
+from exos.signing import Domain
 from exos.wire import FrameReader, frame
 
 MAX_BODY = 64 * 1024
@@ -80,8 +78,6 @@ MAX_IN_FLIGHT = 256  # unanswered order-channel requests per WebSocket
 # straight into latency; messages are small and mostly unique per client, so little bandwidth is saved
 WS_DEFLATE = False
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
-
-Answer = tuple[str, str] | list[RawEvent]  # per record: an error (code, message) or its events
 
 
 class Error(BaseModel):
@@ -393,79 +389,6 @@ Backend = LocalBackend | RemoteBackend
 # ------------------------------------------------------------------ the app
 
 
-def _answer(answer: Answer, signer: bytes) -> dict[str, Any]:
-    """One record's result as JSON: accepted, the signer, the events; or an error."""
-    if isinstance(answer, tuple):
-        return {"accepted": False, "signer": "0x" + signer.hex(), "error": {"code": answer[0], "message": answer[1]}}
-    return {"accepted": bool(answer[-1][4]), "signer": "0x" + signer.hex(),
-            "events": [raw_json(e) for e in answer]}  # fmt: skip
-
-
-def _verify(record_hex: str, signature_hex: str, domain: Domain) -> tuple[bytes, bytes]:
-    """(record with the signer filled in, signer) of one signed action; SignatureError or ExosError if bad."""
-    record = bytes.fromhex(record_hex[2:])
-    C.split(record)
-    signer = recover(record, bytes.fromhex(signature_hex[2:]), domain)
-    return with_signer(record, signer), signer
-
-
-def _refusal(exc: ExosError) -> dict[str, Any]:
-    """The error body for a bad signature (its own code) or a bad record (BAD_RECORD)."""
-    code = exc.code if isinstance(exc, SignatureError) else "BAD_RECORD"
-    return {"error": {"code": code, "message": exc.message}}
-
-
-class Gateway:
-    """What REST and the WebSocket order channel share: verify, forward, shape the answers."""
-
-    def __init__(self, backend: Backend) -> None:
-        """Forward to `backend`."""
-        self.backend = backend
-        self.domain = backend.domain
-
-    async def one(self, ip: str | None, record_hex: str, signature_hex: str) -> tuple[int, dict[str, Any]]:
-        """(status, body) for one signed action."""
-        try:
-            record, signer = _verify(record_hex, signature_hex, self.domain)
-        except ExosError as exc:
-            return 400, _refusal(exc)
-        [answer] = await self.backend.submit(ip, [record])
-        if isinstance(answer, tuple) and answer[0] == "RATE_LIMITED":
-            return 429, {"error": {"code": answer[0], "message": answer[1]}}
-        return 200, _answer(answer, signer)
-
-    async def many(self, ip: str | None, actions: list[tuple[str, str]]) -> dict[str, Any]:
-        """Separately signed actions, the valid ones in order under one commit; a result per item."""
-        results: list[dict[str, Any] | None] = []
-        valid: list[tuple[bytes, bytes]] = []
-        for record_hex, signature_hex in actions:
-            try:
-                valid.append(_verify(record_hex, signature_hex, self.domain))
-                results.append(None)
-            except ExosError as exc:
-                results.append({"accepted": False, **_refusal(exc)})
-        answers = iter(await self.backend.submit(ip, [r for r, _ in valid])) if valid else iter(())
-        signers = iter(s for _, s in valid)
-        return {"results": [r if r is not None else _answer(next(answers), next(signers)) for r in results]}
-
-    async def signed_batch(self, ip: str | None, records_hex: list[str], signature_hex: str) -> tuple[int, Any]:
-        """Trading records under one signature, applied in order under one commit; a result per record."""
-        try:
-            records = []
-            for text in records_hex:
-                if not (len(text) % 2 == 0 and text.startswith("0x") and 2 * 182 + 2 <= len(text) <= 2 * 4096 + 2):
-                    raise SignatureError("records: each is 0x and 182..4096 bytes of hex")
-                records.append(bytes.fromhex(text[2:]))
-                C.split(records[-1])
-            signer = recover_digest(batch_digest(records, self.domain), bytes.fromhex(signature_hex[2:]))
-        except SignatureError as exc:
-            return 400, {"error": {"code": exc.code, "message": exc.message}}
-        except (ExosError, ValueError) as exc:
-            return 400, {"error": {"code": "BAD_RECORD", "message": str(exc)}}
-        answers = await self.backend.submit(ip, [with_signer(r, signer) for r in records])
-        return 200, {"results": [_answer(a, signer) for a in answers]}
-
-
 def create_app(
     target: Engine | Backend,
     *,
@@ -494,6 +417,30 @@ def create_app(
     app = FastAPI(title="exos venue", version="1", description=DESCRIPTION, lifespan=lifespan, telemetry=quiet)
     app.state.backend = backend
 
+    async def post_action(body: bytes, ip: str | None) -> tuple[int, Any] | None:
+        try:
+            action = SignedAction.model_validate_json(body)
+        except ValidationError:
+            return None  # FastAPI's route refuses it, in its words
+        return await gateway.one(ip, action.record, action.signature)
+
+    async def post_batch(body: bytes, ip: str | None) -> tuple[int, Any] | None:
+        try:
+            batch = SignedBatch.model_validate_json(body)
+        except ValidationError:
+            return None
+        return 200, await gateway.many(ip, [(a.record, a.signature) for a in batch.actions])
+
+    async def post_signed_batch(body: bytes, ip: str | None) -> tuple[int, Any] | None:
+        try:
+            batch = OneSignatureBatch.model_validate_json(body)
+        except ValidationError:
+            return None
+        return await gateway.signed_batch(ip, batch.records, batch.signature)
+
+    # innermost of the middleware: the body bound and the read limit still apply first
+    app.add_middleware(ActionRoutes, routes={"/v1/actions": post_action, "/v1/actions/batch": post_batch,
+                                             "/v1/actions/signed-batch": post_signed_batch})  # fmt: skip
     app.add_middleware(BoundedBody)
     reads = Buckets(backend.limits.read_rate, backend.limits.read_burst)
     app.add_middleware(ReadLimit, reads=reads)
