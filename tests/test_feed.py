@@ -7,9 +7,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from exos import commands as C
 from exos.engine import Engine
-from exos.feed import CHECKSUM_LEVELS, QUEUE_MAX, Feed, Subscriber, checksum
+from exos.events import CLASSES, FIELDS, Cause, EventKind
+from exos.feed import CHECKSUM_LEVELS, QUEUE_MAX, Feed, Subscriber, checksum, raw_json
 from exos.sequencer import Sequencer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +148,44 @@ def test_the_user_channel_carries_only_the_accounts_own_events() -> None:
     events, _ = sequencer.submit([(None, [taker.pack()])])
     feed.publish(events)
     assert len(subscriber.queue) == 2 and not feed.user_subs
+
+
+def _reference_json(raw: tuple[Any, ...]) -> dict[str, Any]:
+    """The JSON of an event as documented, field by field: bytes as 0x-hex (lists of them as lists), integers as
+    decimal strings, strings, booleans and None as they are, the cause by name."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, bytes):
+            return "0x" + v.hex()
+        if v is None or isinstance(v, bool | str):
+            return v
+        if isinstance(v, int):
+            return str(v)
+        return [value(x) for x in v]
+
+    kind = EventKind(raw[3])
+    out = {
+        "type": CLASSES[kind].__name__,
+        "seq": str(raw[0]),
+        "index": str(raw[1]),
+        "cause": Cause(raw[2]).name.lower(),
+    }
+    out.update({name: value(v) for name, v in zip(FIELDS[kind], raw[4:], strict=True)})
+    return out
+
+
+_VALUES = st.one_of(st.integers(-(2**70), 2**70), st.booleans(), st.none(), st.text(max_size=8), st.binary(max_size=24),
+                    st.tuples(st.binary(max_size=4)), st.sampled_from(list(Cause)))  # fmt: skip
+
+
+@given(kind=st.sampled_from(list(CLASSES)), data=st.data())
+def test_event_json_is_the_documented_form_of_every_field(kind: EventKind, data: st.DataObject) -> None:
+    """raw_json (unrolled per kind) agrees with the field-by-field rule for any value in any field, and a raw event
+    with a field too many or too few is refused rather than misread."""
+    fields = data.draw(st.lists(_VALUES, min_size=len(FIELDS[kind]), max_size=len(FIELDS[kind])))
+    raw = (data.draw(st.integers(0, 2**63)), data.draw(st.integers(0, 99)), data.draw(st.sampled_from(list(Cause))),
+           int(kind), *fields)  # fmt: skip
+    assert raw_json(raw) == _reference_json(raw)
+    for wrong in (raw[:-1], (*raw, 0)):
+        with pytest.raises(ValueError, match="values to unpack"):
+            raw_json(wrong)

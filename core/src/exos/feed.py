@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
 from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
 from exos.events import CLASSES, FIELDS, Cause, EventKind, RawEvent
@@ -282,8 +283,30 @@ class Feed:
         return out
 
 
-_NAMES = {int(kind): (cls.__name__, FIELDS[kind]) for kind, cls in CLASSES.items()}
 _CAUSE_NAMES = {int(c): c.name.lower() for c in Cause}
+# a field's conversion by its declared type: a fast path for the type, `_jsonable` for any other value
+_FAST = {
+    "int": "str({v}) if {v}.__class__ is int else J({v})",
+    "bytes": "'0x' + {v}.hex() if {v}.__class__ is bytes else J({v})",
+    "bytes | None": "'0x' + {v}.hex() if {v}.__class__ is bytes else J({v})",
+    "str": "{v} if {v}.__class__ is str else J({v})",
+    "bool": "{v} if {v}.__class__ is bool else J({v})",
+}
+
+
+def _converter(kind: EventKind) -> Callable[[RawEvent], dict[str, Any]]:
+    """raw_json for one event kind, its fields unrolled: a verifier runs it for every event of every answer."""
+    cls = CLASSES[kind]
+    types = {f.name: str(f.type) for f in attrs.fields(cls)}
+    names = [f"v{i}" for i in range(len(FIELDS[kind]))]
+    items = "".join(f", {field!r}: " + _FAST.get(types[field], "J({v})").format(v=v)
+                    for field, v in zip(FIELDS[kind], names, strict=True))  # fmt: skip
+    source = (f"def convert(raw):\n    seq, index, cause, _kind, {''.join(n + ', ' for n in names)} = raw\n"
+              f"    return {{'type': {cls.__name__!r}, 'seq': str(seq), 'index': str(index), "
+              f"'cause': CAUSES[cause]{items}}}\n")  # fmt: skip
+    namespace: dict[str, Any] = {"J": _jsonable, "CAUSES": _CAUSE_NAMES}
+    exec(source, namespace)  # the source is built from the event classes above, nothing else
+    return namespace["convert"]  # type: ignore[no-any-return]
 
 
 def trade_json(fill: RawEvent) -> dict[str, Any]:
@@ -294,16 +317,7 @@ def trade_json(fill: RawEvent) -> dict[str, Any]:
 
 def raw_json(raw: RawEvent) -> dict[str, Any]:
     """One raw event as JSON: bytes as 0x-hex, integers as decimal strings, the cause by name."""
-    name, fields = _NAMES[raw[3]]
-    out: dict[str, Any] = {"type": name, "seq": str(raw[0]), "index": str(raw[1]), "cause": _CAUSE_NAMES[raw[2]]}
-    for field, value in zip(fields, raw[4:], strict=True):
-        if value.__class__ is int:
-            out[field] = str(value)
-        elif value.__class__ is str or value is None or value.__class__ is bool:
-            out[field] = value
-        else:
-            out[field] = _jsonable(value)
-    return out
+    return _CONVERTERS[raw[3]](raw)
 
 
 def _jsonable(value: Any) -> Any:
@@ -317,3 +331,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     return str(value)
+
+
+_CONVERTERS = {int(kind): _converter(kind) for kind in CLASSES}
