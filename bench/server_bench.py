@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -280,6 +281,8 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
     senders = {bytes.fromhex(json.loads(m)["action"]["record"][2:])[at] for q in background for m in q}
     await fund(port, [maker, taker, *sorted(senders)])
     orders = Orders(domain, 99)
+    gc.collect()
+    gc.freeze()
     acks: list[float] = []
     fills: list[float] = []
     async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws") as user, \
@@ -371,6 +374,7 @@ def _paced_background(port: int, rate: float, seconds: float, queues: list[list[
         share = rate / len(queues)
         await asyncio.gather(*(one(q, share, i / rate) for i, q in enumerate(queues)))
 
+    gc.freeze()  # the bodies, as in the throughput runs
     begin = time.perf_counter() + 0.5  # the connections open first
     asyncio.run(run())
 
@@ -392,6 +396,10 @@ async def scenario(port: int, domain: Domain, kind: str, seconds: float, connect
                            for j, it in enumerate(items)])  # fmt: skip
         else:
             bodies.append([json.dumps(it).encode() for it in items])
+    # the pre-signed bodies are hundreds of thousands of objects: keep them out of the collector's passes, which
+    # would otherwise stall the load generator (not the server) for tens of ms at a time
+    gc.collect()
+    gc.freeze()
     cpu = time.process_time()
     if kind == "rest-single":
         result = await rest_load(port, "/v1/actions", bodies, seconds)
@@ -399,7 +407,9 @@ async def scenario(port: int, domain: Domain, kind: str, seconds: float, connect
         result = await rest_load(port, "/v1/actions/signed-batch", bodies, seconds)
     else:
         result = await ws_load(port, bodies, seconds, window)
-    return (*result, time.process_time() - cpu, bodies)
+    load_cpu = time.process_time() - cpu
+    gc.unfreeze()
+    return (*result, load_cpu, bodies)
 
 
 def main() -> int:
