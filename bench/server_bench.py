@@ -12,8 +12,9 @@ book stays small and about half the orders trade. Four ways in:
 - ws-batch:     the order channel with signed batches of 100.
 
 "Accepted" counts orders whose answer says accepted (the engine took them and the group holding them
-is durable). Then, at half the best ws-single rate (the same funded, crossing orders, paced on one
-connection), a probe account rests an order and a second one crosses it every few ms: latency is
+is durable). Then, at half the best ws-single rate (the same funded, crossing orders, paced over the
+throughput run's connections from a process of their own; probing starts once that background has run
+for WARMUP_S), a probe account rests an order and a second one crosses it every few ms: latency is
 from sending the crossing order to (a) its acknowledgement and (b) the maker's fill arriving on the
 maker's user channel (logged in); p50/p99 of each.
 
@@ -51,6 +52,7 @@ from exos.signing import Domain, address_of, login_digest, sign, sign_batch, sig
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MARKET = "BTC-USDC"
 MID = 6_500_000
+WARMUP_S = 1.5  # the latency run's background runs this long before the first probe
 CHAIN_ID, VERIFYING = 1337, "0x" + "e0" * 20
 
 
@@ -295,11 +297,11 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
         for _ in range(2):
             answer = json.loads(await user.recv())
             assert answer["channel"] in ("login", "subscription"), answer
-        stop = time.perf_counter() + seconds
 
         async def probe() -> None:
             price = 300_000  # on ETH-USDC: the background trades BTC-USDC, so only the probes meet here
             n = 0
+            stop = time.perf_counter() + seconds
             while time.perf_counter() < stop:
                 n += 1
                 # one lot each: every probe is exactly one fill, nothing is left over for the next
@@ -332,13 +334,14 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
 
         # the background load runs in its own process, so the probe's timings are not the load generator's delays
         background_process = multiprocessing.get_context("fork").Process(
-            target=_paced_background, args=(port, rate, seconds, background), daemon=True
+            target=_paced_background, args=(port, rate, WARMUP_S + seconds, background), daemon=True
         )
         background_process.start()
         try:
+            await asyncio.sleep(WARMUP_S)  # probe the steady state: not the background's process start and handshakes
             await probe()
         finally:
-            background_process.join(seconds + 30)
+            background_process.join(WARMUP_S + seconds + 30)
 
     def pct(values: list[float], q: float) -> float:
         return round(statistics.quantiles(values, n=100)[q - 1], 2) if len(values) > 2 else float("nan")
