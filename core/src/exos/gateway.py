@@ -1,10 +1,10 @@
 """The gateway: verify signed actions, forward them to the sequencer, shape the answers; and the action routes.
 
 REST's `POST /v1/actions*` and the WebSocket order channel share `Gateway`. `ActionRoutes` answers the three
-POST routes in plain ASGI ahead of the framework (FastAPI's routing, dependency solving and body handling cost
-the verifier about as much as the signature itself): the same request models, the same bodies. A request it
-cannot take as it stands is handed to the framework with its body replayed, so every refusal stays the
-framework's and the OpenAPI spec still describes the routes.
+POST routes in plain ASGI ahead of the framework and its middleware (FastAPI's routing, dependency solving and
+body handling cost the verifier about as much as the signature itself): the same request models, the same
+bodies. A request it cannot take as it stands is handed to the framework with its body replayed, so every
+refusal stays the framework's and the OpenAPI spec still describes the routes.
 """
 
 from __future__ import annotations
@@ -111,17 +111,23 @@ class Gateway:
 class ActionRoutes:
     """Plain-ASGI POST routes (path -> Route) in front of `app`; everything else, and what a route declines, goes on."""
 
-    def __init__(self, app: Any, routes: dict[str, Route]) -> None:
-        """Answer `routes` ahead of `app`."""
+    def __init__(self, app: Any, routes: dict[str, Route], max_body: int) -> None:
+        """Answer `routes` ahead of `app`; a body declared longer than `max_body` is left to `app` (its 413)."""
         self.app = app
         self.routes = routes
+        self.max_body = max_body
+
+    def takes(self, scope: Any) -> bool:
+        """Whether this request is one of ours to try: a POST to a route with a JSON body of declared length."""
+        return (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.routes
+                and _json_within(scope["headers"], self.max_body))  # fmt: skip
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Take a JSON POST of known length to a route; replay what the route declines to the app."""
-        route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None or not _json_of_known_length(scope["headers"]):
+        """Take a request `takes`; replay what the route declines to the app."""
+        if not self.takes(scope):
             await self.app(scope, receive, send)
             return
+        route = self.routes[scope["path"]]
         chunks = []
         while True:
             message = await receive()
@@ -152,12 +158,12 @@ class ActionRoutes:
         await send({"type": "http.response.body", "body": content})
 
 
-def _json_of_known_length(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether a request declares its length and a JSON body (a chunked or other body is the framework's)."""
+def _json_within(headers: list[tuple[bytes, bytes]], max_body: int) -> bool:
+    """Whether a request declares a JSON body of at most `max_body` bytes (chunked and other bodies: the app's)."""
     length = json = False
     for name, value in headers:
         if name == b"content-length":
-            length = True
+            length = value.isdigit() and int(value) <= max_body
         elif name == b"content-type":
             json = value.split(b";", 1)[0].strip().lower() == b"application/json"
     return length and json

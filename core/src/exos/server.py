@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import itertools
 import marshal
 import os
@@ -154,6 +155,23 @@ timestamp)` first."""
 def _error(status: int, code: str, message: str) -> JSONResponse:
     """The error envelope."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class VenueApp(FastAPI):
+    """The venue's FastAPI app, its signed-action routes answered ahead of the whole middleware stack.
+
+    `actions` takes only JSON POSTs of declared length within MAX_BODY (the stack's own bounds) and hands what
+    its models refuse back to the stack, so the framework still answers every refusal and the OpenAPI spec still
+    describes the routes; reads, the WebSocket and everything else go through the stack as usual."""
+
+    actions: ActionRoutes | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Route a signed action straight to `actions`; anything else through FastAPI."""
+        if self.actions is not None and self.actions.takes(scope):
+            await self.actions(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 class BoundedBody:
@@ -395,7 +413,7 @@ def create_app(
     clock: Callable[[], int] | None = None,
     limits: Limits | None = None,
     history: str | Path | None = None,
-) -> FastAPI:
+) -> VenueApp:
     """The venue's API over an engine in this process, or over a backend (a sequencer elsewhere); `history`: the
     history store's file (its projector runs elsewhere)."""
     backend = LocalBackend(Sequencer(target, clock=clock, limits=limits)) if isinstance(target, Engine) else target
@@ -414,7 +432,7 @@ def create_app(
 
     # FastAPI's OpenTelemetry hooks cost tens of µs per request even with nothing configured; exos has its own logs
     quiet: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
-    app = FastAPI(title="exos venue", version="1", description=DESCRIPTION, lifespan=lifespan, telemetry=quiet)
+    app = VenueApp(title="exos venue", version="1", description=DESCRIPTION, lifespan=lifespan, telemetry=quiet)
     app.state.backend = backend
 
     async def post_action(body: bytes, ip: str | None) -> tuple[int, Any] | None:
@@ -438,9 +456,9 @@ def create_app(
             return None
         return await gateway.signed_batch(ip, batch.records, batch.signature)
 
-    # innermost of the middleware: the body bound and the read limit still apply first
-    app.add_middleware(ActionRoutes, routes={"/v1/actions": post_action, "/v1/actions/batch": post_batch,
-                                             "/v1/actions/signed-batch": post_signed_batch})  # fmt: skip
+    app.actions = ActionRoutes(functools.partial(FastAPI.__call__, app),
+                               {"/v1/actions": post_action, "/v1/actions/batch": post_batch,
+                                "/v1/actions/signed-batch": post_signed_batch}, MAX_BODY)  # fmt: skip
     app.add_middleware(BoundedBody)
     reads = Buckets(backend.limits.read_rate, backend.limits.read_burst)
     app.add_middleware(ReadLimit, reads=reads)
