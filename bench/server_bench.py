@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gc
 import json
 import multiprocessing
@@ -228,37 +229,81 @@ async def rest_load(port: int, path: str, bodies: list[list[bytes]], seconds: fl
     return accepted, sent, time.perf_counter() - start
 
 
-async def ws_load(port: int, messages: list[list[bytes]], seconds: float, window: int) -> tuple[int, int, float]:
-    """Each connection keeps `window` order-channel messages in flight: (accepted, sent, elapsed)."""
-    import websockets
+def ws_frame(text: bytes, mask: bytes) -> bytes:
+    """One client text frame (RFC 6455: final, masked with `mask`), built before the clock starts."""
+    n = len(text)
+    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+    if n >= 1 << 16:
+        head = bytes([0x81, 0xFF]) + n.to_bytes(8, "big")
+    key = (mask * (n // 4 + 1))[:n]
+    return head + mask + (int.from_bytes(text, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
 
+
+async def ws_open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket connection to /v1/ws, past the upgrade (a bare client: the load is not the server's cost)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())  # fmt: skip
+    status = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n", 1)[0]
+    if b" 101 " not in status:
+        raise RuntimeError(f"the WebSocket upgrade failed: {status!r}")
+    return reader, writer
+
+
+async def ws_message(reader: asyncio.StreamReader, buffer: bytearray) -> bytes:
+    """The next data message from the server (unmasked, unfragmented frames; control frames skipped)."""
+    while True:
+        if len(buffer) >= 2:
+            length, head = buffer[1] & 0x7F, 2
+            if length == 126:
+                length, head = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                length, head = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) >= head + length and len(buffer) >= head:
+                opcode = buffer[0] & 0x0F
+                payload = bytes(buffer[head : head + length])
+                del buffer[: head + length]
+                if opcode in (1, 2):
+                    return payload
+                continue
+        data = await reader.read(1 << 16)
+        if not data:
+            raise ConnectionError("the server closed the WebSocket")
+        buffer += data
+
+
+async def ws_load(port: int, frames: list[list[bytes]], seconds: float, window: int) -> tuple[int, int, float]:
+    """Each connection keeps `window` order-channel frames in flight: (accepted, sent, elapsed)."""
     accepted = sent = 0
     deadline = time.perf_counter() + seconds
 
     async def one(queue: list[bytes]) -> None:
         nonlocal accepted, sent
-        async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws", max_size=1 << 24) as ws:
-            inflight = 0
-            it = iter(queue)
-            done = False
-            while True:
-                while not done and inflight < window:
-                    message = next(it, None)
-                    if message is None or time.perf_counter() > deadline:
-                        done = True
-                        break
-                    await ws.send(message.decode())
-                    inflight += 1
-                    sent += 1
-                if inflight == 0:
+        reader, writer = await ws_open(port)
+        buffer = bytearray()
+        inflight = 0
+        it = iter(queue)
+        done = False
+        while True:
+            while not done and inflight < window:
+                frame_ = next(it, None)
+                if frame_ is None or time.perf_counter() > deadline:
+                    done = True
                     break
-                answer = await ws.recv()
-                if isinstance(answer, str) and answer.startswith('{"channel":"post"'):
-                    inflight -= 1
-                    accepted += count_accepted(answer)
+                writer.write(frame_)
+                inflight += 1
+                sent += 1
+            if inflight == 0:
+                break
+            answer = await ws_message(reader, buffer)
+            if answer.startswith(b'{"channel":"post"'):
+                inflight -= 1
+                accepted += count_accepted(answer)
+        writer.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(q) for q in messages))
+    await asyncio.gather(*(one(q) for q in frames))
     return accepted, sent, time.perf_counter() - start
 
 
@@ -273,15 +318,13 @@ async def fund(port: int, addresses: list[bytes]) -> None:
 
 
 async def latency(port: int, domain: Domain, rate: float, seconds: float, background: list[list[bytes]],
-                  window: int) -> dict[str, float]:  # fmt: skip
+                  senders: list[bytes]) -> dict[str, float]:  # fmt: skip
     """At `rate` background orders/s, probe send -> ack and send -> maker's fill on the user channel (ms)."""
     import websockets
 
     (maker_key, maker), (taker_key, taker) = key(900_001), key(900_002)
     # the background's keys too: this is a fresh server, and unfunded background orders would all be refused (cheap)
-    at = slice(C.ADDRESS_OFFSET, C.ADDRESS_OFFSET + C.ADDRESS_LEN)
-    senders = {bytes.fromhex(json.loads(m)["action"]["record"][2:])[at] for q in background for m in q}
-    await fund(port, [maker, taker, *sorted(senders)])
+    await fund(port, [maker, taker, *senders])
     orders = Orders(domain, 99)
     gc.collect()
     gc.freeze()
@@ -351,27 +394,27 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
 
 
 def _paced_background(port: int, rate: float, seconds: float, queues: list[list[bytes]]) -> None:
-    """Send order-channel messages at `rate` per second in all, spread over the throughput run's connections (each
+    """Send order-channel frames at `rate` per second in all, spread over the throughput run's connections (each
     paced at rate / connections), for `seconds` (a process of its own): concurrent clients, as the load was."""
-    import websockets
 
-    async def one(messages: list[bytes], share: float, offset: float) -> None:
-        async with websockets.connect(f"ws://127.0.0.1:{port}/v1/ws", max_size=1 << 24) as ws:
+    async def one(frames: list[bytes], share: float, offset: float) -> None:
+        reader, writer = await ws_open(port)
 
-            async def drain() -> None:
-                async for _ in ws:
-                    pass
+        async def drain() -> None:
+            while await reader.read(1 << 16):
+                pass
 
-            drainer = asyncio.ensure_future(drain())
-            start = begin + offset
-            for n, message in enumerate(messages):
-                delay = start + n / share - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if time.perf_counter() - begin > seconds:
-                    break
-                await ws.send(message.decode())
-            drainer.cancel()
+        drainer = asyncio.ensure_future(drain())
+        start = begin + offset
+        for n, frame_ in enumerate(frames):
+            delay = start + n / share - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.perf_counter() - begin > seconds:
+                break
+            writer.write(frame_)
+        drainer.cancel()
+        writer.close()
 
     async def run() -> None:
         share = rate / len(queues)
@@ -383,8 +426,8 @@ def _paced_background(port: int, rate: float, seconds: float, queues: list[list[
 
 
 async def scenario(port: int, domain: Domain, kind: str, seconds: float, connections: int, window: int,
-                   seed: int) -> tuple[int, int, float, float, list[list[bytes]]]:  # fmt: skip
-    """Fund, pre-sign, run one way in; (accepted orders, requests, elapsed s, load CPU s, the bodies)."""
+                   seed: int) -> tuple[int, int, float, float, list[list[bytes]], list[bytes]]:  # fmt: skip
+    """Fund, pre-sign, run one way in; (accepted orders, requests, elapsed s, load CPU s, the bodies, the senders)."""
     keys = [key(seed * 1000 + i) for i in range(connections)]
     await fund(port, [a for _, a in keys])
     orders = Orders(domain, seed)
@@ -393,10 +436,10 @@ async def scenario(port: int, domain: Domain, kind: str, seconds: float, connect
     bodies: list[list[bytes]] = []
     for private, address in keys:
         items = orders.single(private, address, per_conn) if single else orders.batches(private, address, per_conn)
-        if kind.startswith("ws"):
+        if kind.startswith("ws"):  # whole client frames, masked (a client's masks need not be secret from itself)
             op = "post" if single else "signed_batch"
-            bodies.append([json.dumps({"op": op, "id": j, **({"action": it} if single else it)}).encode()
-                           for j, it in enumerate(items)])  # fmt: skip
+            bodies.append([ws_frame(json.dumps({"op": op, "id": j, **({"action": it} if single else it)}).encode(),
+                                    orders.rng.randbytes(4)) for j, it in enumerate(items)])  # fmt: skip
         else:
             bodies.append([json.dumps(it).encode() for it in items])
     # the pre-signed bodies are hundreds of thousands of objects: keep them out of the collector's passes, which
@@ -412,7 +455,7 @@ async def scenario(port: int, domain: Domain, kind: str, seconds: float, connect
         result = await ws_load(port, bodies, seconds, window)
     load_cpu = time.process_time() - cpu
     gc.unfreeze()
-    return (*result, load_cpu, bodies)
+    return (*result, load_cpu, bodies, [a for _, a in keys])
 
 
 def main() -> int:
@@ -446,12 +489,13 @@ def main() -> int:
         for verifiers in [int(v) for v in args.verifiers.split(",")]:
             best_ws_single = 0.0
             ws_bodies: list[list[bytes]] = []
+            ws_senders: list[bytes] = []
             for n, kind in enumerate(args.kinds.split(",")):
                 server = Server(directory, verifiers, not args.no_history)
                 try:
                     connections = args.connections if kind.endswith("single") else max(2, args.connections // 4)
                     seq0, ver0, his0 = server.cpu()
-                    accepted, requests, elapsed, load_cpu, bodies = asyncio.run(
+                    accepted, requests, elapsed, load_cpu, bodies, senders = asyncio.run(
                         scenario(server.port, domain, kind, args.seconds, connections, args.window, 10 * n + verifiers)
                     )
                     seq1, ver1, his1 = server.cpu()
@@ -472,12 +516,12 @@ def main() -> int:
                       f"{elapsed:.1f} s; CPU µs/order: sequencer {cpu['sequencer']}, verifiers {cpu['verifiers']}, "
                       f"history {cpu['history']}, load {cpu['load_generator']})", flush=True)  # fmt: skip
                 if kind == "ws-single":
-                    best_ws_single, ws_bodies = rate, bodies
+                    best_ws_single, ws_bodies, ws_senders = rate, bodies, senders
             if best_ws_single:
                 server = Server(directory, verifiers, not args.no_history)
                 try:
                     half = asyncio.run(latency(server.port, domain, best_ws_single * args.load, args.seconds, ws_bodies,
-                                               args.window))  # fmt: skip
+                                               ws_senders))  # fmt: skip
                 finally:
                     server.stop()
                 results[f"latency-at-half-load/verifiers={verifiers}"] = half
