@@ -452,3 +452,36 @@ def test_the_action_routes_answer_as_the_framework_does(tmp_path: Path) -> None:
     assert [status for status, _, _ in fast] == [200, 200, 200, 200, 400, 422, 422, 422, 200, 422, 200, 400, 200, 200]
     assert b'"type":"OrderCancelled"' in fast[1][2] and b'"code":"NONCE"' in fast[2][2]
     assert fast == framework
+
+
+def test_an_action_met_by_a_missing_sequencer_is_a_503_envelope() -> None:
+    """A verifier whose sequencer went away answers the signed-action routes with 503 UNAVAILABLE, not a bare 500."""
+    import asyncio
+
+    from exos.gateway import ActionRoutes
+
+    async def gone(body: bytes, ip: str | None) -> tuple[int, Any] | None:
+        raise ConnectionError("the sequencer went away")
+
+    async def framework(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the fast path should have answered")
+
+    sent: list[dict[str, Any]] = []
+    body = json.dumps(signed(order(1))).encode()
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/actions",
+        "client": ("127.0.0.1", 1),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(ActionRoutes(framework, {"/v1/actions": gone}, 1 << 16)(scope, receive, send))
+    assert sent[0]["status"] == 503
+    assert json.loads(sent[1]["body"]) == {"error": {"code": "UNAVAILABLE", "message": "the sequencer went away"}}

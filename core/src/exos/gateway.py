@@ -138,7 +138,12 @@ class ActionRoutes:
                 break
         body = b"".join(chunks)
         client = scope.get("client")
-        result = await route(body, client[0] if client else None)
+        try:
+            result = await route(body, client[0] if client else None)
+        except (
+            ConnectionError
+        ) as exc:  # the sequencer is gone (this verifier is about to stop): say so, as the envelope
+            result = 503, {"error": {"code": "UNAVAILABLE", "message": str(exc)}}
         if result is None:
             replayed = False
 

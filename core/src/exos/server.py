@@ -132,6 +132,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorEnvelope},
     429: {"model": ErrorEnvelope, "description": "More requests from this IP than its limit allows: RATE_LIMITED"},
 }
+GONE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorEnvelope, "description": "The sequencer went away (the venue is stopping): UNAVAILABLE"}
+}
 PRIVATE: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     401: {"model": ErrorEnvelope, "description": "Not signed, or not signed by the account or an agent of it: "
@@ -567,18 +570,18 @@ def create_app(
         return await backend.query("fills", address=owner, sub=bounded("sub", sub, 0, 65535),
                                    limit=bounded("limit", limit, 1, 1000))  # fmt: skip
 
-    @app.post("/v1/actions", responses={**ERRORS, 429: {"model": ErrorEnvelope}})
+    @app.post("/v1/actions", responses={**ERRORS, 429: {"model": ErrorEnvelope}, **GONE})
     async def action(body: SignedAction, request: Request) -> Any:
         """Verify a signed command and apply it; its events once journaled (accepted means durable)."""
         status, answer = await gateway.one(ip_of(request), body.record, body.signature)
         return JSONResponse(answer, status_code=status)  # a Response skips FastAPI's re-encoding of the body
 
-    @app.post("/v1/actions/batch", responses=ERRORS)
+    @app.post("/v1/actions/batch", responses={**ERRORS, **GONE})
     async def batch(body: SignedBatch, request: Request) -> Any:
         """Verify each action, apply the valid ones in order under one journal commit; a result per item."""
         return JSONResponse(await gateway.many(ip_of(request), [(a.record, a.signature) for a in body.actions]))
 
-    @app.post("/v1/actions/signed-batch", responses=ERRORS)
+    @app.post("/v1/actions/signed-batch", responses={**ERRORS, **GONE})
     async def signed_batch(body: OneSignatureBatch, request: Request) -> Any:
         """Trading commands under one signature, applied in order under one commit; a result per record."""
         status, answer = await gateway.signed_batch(ip_of(request), body.records, body.signature)
