@@ -34,7 +34,6 @@ log = structlog.get_logger(__name__)
 
 INTERVALS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 PAGE_MAX = 1000
-FOLLOW_BATCH = 20_000  # journal records per projection transaction at most (a store far behind catches up in these)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -317,11 +316,9 @@ def _follow(journal: str | Path, database: str | Path, store: Store, stop: Any, 
         log.info("exos.history.started", journal=str(journal), database=str(database), last_seq=projection.last_seq)
         try:
             while stop is None or not stop():
-                records = tail.poll(limit=FOLLOW_BATCH)
+                records = tail.poll(limit=20_000)
                 if records:
                     projection.apply(records)
-                    if len(records) < FOLLOW_BATCH:  # caught up: let a poll's worth gather (one transaction, not many)
-                        time.sleep(poll_s)
                 elif tail.next_seq <= projection.last_seq and not _growing(journal):
                     raise AnotherJournal(f"the journal ends at {tail.next_seq - 1}, the store at {projection.last_seq}")
                 else:
