@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -486,37 +485,3 @@ def test_an_action_met_by_a_missing_sequencer_is_a_503_envelope() -> None:
     asyncio.run(ActionRoutes(framework, {"/v1/actions": gone}, 1 << 16)(scope, receive, send))
     assert sent[0]["status"] == 503
     assert json.loads(sent[1]["body"]) == {"error": {"code": "UNAVAILABLE", "message": "the sequencer went away"}}
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="one CPU")
-def test_the_sequencer_and_its_verifier_get_a_cpu_each_unless_told_not_to(tmp_path: Path) -> None:
-    """With a CPU for each, `exos serve` pins the sequencer to the first and the verifier to the next; `--no-pin`
-    leaves both where they started."""
-    cpus = sorted(os.sched_getaffinity(0))
-    for options, expected in (((), [{cpus[0]}, {cpus[1]}]), (("--no-pin",), [set(cpus), set(cpus)])):
-        port = free_port()
-        command = [sys.executable, "-m", "exos.cli", "serve", str(manifest(tmp_path)), "--port", str(port), *options]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        try:
-            assert process.stdout is not None
-            assert process.stdout.readline().startswith("listening on")
-            [verifier] = _children(process.pid)
-            assert [os.sched_getaffinity(process.pid), os.sched_getaffinity(verifier)] == expected
-        finally:
-            process.terminate()
-            assert process.wait(timeout=20) == 0
-            process.stdout.close() if process.stdout else None

@@ -137,9 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(args.limit_address, 2 * args.limit_address, args.limit_ip, 2 * args.limit_ip, args.limit_read,
                     2 * args.limit_read)  # fmt: skip
-    return serve(
-        args.manifest, args.host, args.port, args.journal, args.verifiers, limits, not args.no_history, not args.no_pin
-    )
+    return serve(args.manifest, args.host, args.port, args.journal, args.verifiers, limits, not args.no_history)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -261,12 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-history",
         action="store_true",
         help="keep no history store (with --journal, a projector process keeps one by default)",
-    )
-    serve.add_argument(
-        "--no-pin",
-        action="store_true",
-        help="leave the processes' CPUs to the OS (by default the sequencer and each verifier get a CPU of their "
-        "own when there are enough)",
     )
     serve.set_defaults(run=cmd_serve)
     replay = sub.add_parser("replay", help="recover a journal directory and print its state hash")

@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-import structlog
 from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -70,8 +69,6 @@ from exos.ratelimit import Buckets, Limits
 from exos.sequencer import QueryError, Sequencer, address_param, bounded
 from exos.signing import Domain
 from exos.wire import FrameReader, frame
-
-log = structlog.get_logger(__name__)
 
 MAX_BODY = 64 * 1024
 MAX_BATCH = 100
@@ -821,9 +818,8 @@ async def _send_loop(ws: WebSocket, subscriber: Subscriber, feed: Feed) -> None:
 
 
 def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: int = 1,
-          limits: Limits | None = None, history: bool = True, pin: bool = True) -> int:  # fmt: skip
-    """Run the venue until SIGTERM or Ctrl-C: this process sequences; `verifiers` processes serve the API (each on
-    a CPU of its own, and this process on another, when `pin` and there are enough CPUs)."""
+          limits: Limits | None = None, history: bool = True) -> int:  # fmt: skip
+    """Run the venue until SIGTERM or Ctrl-C: this process sequences; `verifiers` processes serve the API."""
     engine = Engine.from_manifest(manifest, journal=journal)
     sequencer = Sequencer(engine, limits=limits)
     _open(engine, sequencer.now())
@@ -851,8 +847,6 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
         ))  # fmt: skip
         theirs.close()
     listener.close()
-    if pin:
-        _pin([os.getpid(), *(child.pid for child in children)])
     stop = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -876,24 +870,6 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
         _stop(children + ([projector] if projector else []))
         engine.close()
     return 0 if stop else 1
-
-
-def _pin(pids: list[int]) -> None:
-    """Give each process (the sequencer, then each verifier) a CPU of its own if there are that many.
-
-    A verifier that never migrates keeps its caches, libsecp256k1's tables above all (a recovery costs ~50 µs
-    warm and ~85 cold), and never waits behind the sequencer; the projector and everything else stay free."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < len(pids):
-            log.info("exos.serve.unpinned", cpus=len(cpus), processes=len(pids))
-            return
-        for pid, cpu in zip(pids, cpus, strict=False):
-            os.sched_setaffinity(pid, {cpu})
-    except (AttributeError, OSError) as exc:  # no such call here, or not allowed: the OS places them
-        log.info("exos.serve.unpinned", reason=str(exc))
-        return
-    log.info("exos.serve.pinned", cpus=dict(zip(pids, cpus, strict=False)))
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
