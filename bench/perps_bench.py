@@ -196,14 +196,68 @@ def liquidation_pass(accounts: int, at_risk: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def adl_pass(holders: int) -> dict[str, Any]:
+    """ADL against `holders` longs: one whale short at 10x is liquidated by a +25% oracle move and the backstop and
+    insurance fund cannot take its 1,000 lots, so ADL closes them against the best-ranked longs (about 70 of them).
+
+    Timed: the one command that moves the oracle (after a pass that indexed everyone)."""
+    engine = Engine.from_manifest(MANIFEST)
+    admin = engine.manifest.venue.admins[0]
+    market, t = "P0-PERP", 1
+    whale, seller = system_address("bench-adl-whale"), system_address("bench-adl-seller")
+    setup: list[Command] = [
+        OracleUpdate(actor=Actor(PUBLISHER), timestamp=t, feed="P0-USD", price=100, published_ms=t),
+        Deposit(actor=Actor(whale, 0, admin), timestamp=t, asset="USD", amount=11_000),
+        Deposit(actor=Actor(seller, 0, admin), timestamp=t, asset="USD", amount=10**13),
+        *(Deposit(actor=Actor(system_address(label), 0, admin), timestamp=t, asset="USD", amount=1_000)
+          for label in ("backstop/USD", "insurance/USD")),
+    ]  # fmt: skip
+    engine.submit_batch(setup)
+    for first in range(0, holders, 50_000):
+        chunk: list[Command] = []
+        for i in range(first, min(first + 50_000, holders)):
+            actor = Actor(account_address(i))
+            chunk += [Deposit(actor=Actor(account_address(i), 0, admin), timestamp=t, asset="USD",
+                              amount=1_010 + i % 500),
+                      MarketAction(actor=actor, timestamp=t, market=market, action="leverage",
+                                   args={"leverage": 1 + i % 5}),
+                      PlaceOrder(actor=actor, timestamp=t, market=market, side=0, price=100, size=10)]  # fmt: skip
+        engine.submit_batch(chunk)
+    engine.submit_batch([
+        MarketAction(actor=Actor(seller), timestamp=t, market=market, action="leverage", args={"leverage": 1}),
+        PlaceOrder(actor=Actor(seller), timestamp=t, market=market, side=1, price=100, size=10 * holders - 1_000),
+        MarketAction(actor=Actor(whale), timestamp=t, market=market, action="leverage", args={"leverage": 10}),
+        PlaceOrder(actor=Actor(whale), timestamp=t, market=market, side=1, price=100, size=1_000),
+        OracleUpdate(actor=Actor(PUBLISHER), timestamp=t + 1, feed="P0-USD", price=97, published_ms=t + 1),
+    ])  # fmt: skip
+    gc.collect()
+    gc.freeze()
+    record = OracleUpdate(actor=Actor(PUBLISHER), timestamp=t + 2, feed="P0-USD", price=125, published_ms=t + 2).pack()
+    begin = time.perf_counter()
+    events = engine.submit_records([record])
+    seconds = time.perf_counter() - begin
+    names = [e[5] for e in events if e[3] == int(EventKind.MARKET_EVENT)]
+    engine.check_invariants()
+    gc.unfreeze()
+    return {"holders": holders, "pass_ms": seconds * 1e3, "evaluated": engine.margin.liquidator.evaluated,
+            "adl_counterparties": names.count("exos.liquidation.adl")}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both benchmarks and print the figures."""
     parser = argparse.ArgumentParser(description="exos perpetuals benchmark")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--accounts", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--accounts", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--at-risk", type=int, default=1_000)
+    parser.add_argument(
+        "--adl-holders",
+        type=int,
+        nargs="*",
+        default=[10_000, 100_000],
+        help="ADL passes against this many opposite holders (none: skip)",
+    )
     parser.add_argument("--write", type=pathlib.Path, help="merge the figures into this JSON file (key 'perps')")
     args = parser.parse_args(argv)
     figures: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
@@ -235,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         figures["liquidation_ratio"] = ratio
         print(f"  {passes[-1]['accounts']:,} vs {passes[0]['accounts']:,} accounts: {ratio:.2f}x "
               "(target: within 1.2x; the first under 100 ms)")  # fmt: skip
+    adl = [adl_pass(holders) for holders in args.adl_holders]
+    for result in adl:
+        print(f"ADL pass against {result['holders']:,} long holders: {result['pass_ms']:.1f} ms; evaluated "
+              f"{result['evaluated']:,}, ADL counterparties {result['adl_counterparties']} (ranking every holder: "
+              "this grows with the holders, see the README)")  # fmt: skip
+    figures["adl"] = adl
     if args.write:
         data = json.loads(args.write.read_text()) if args.write.exists() else {}
         data["perps"] = figures
