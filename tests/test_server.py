@@ -485,3 +485,32 @@ def test_an_action_met_by_a_missing_sequencer_is_a_503_envelope() -> None:
     asyncio.run(ActionRoutes(framework, {"/v1/actions": gone}, 1 << 16)(scope, receive, send))
     assert sent[0]["status"] == 503
     assert json.loads(sent[1]["body"]) == {"error": {"code": "UNAVAILABLE", "message": "the sequencer went away"}}
+
+
+def test_a_host_can_send_the_signed_actions_through_its_own_middleware(tmp_path: Path) -> None:
+    """With `app.actions = None` an action goes through the middleware stack (a host's middleware sees it) and is
+    answered as on the fast path."""
+    seen: list[str] = []
+
+    class Spy:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            seen.append(scope.get("path", ""))
+            await self.app(scope, receive, send)
+
+    engine = Engine.from_manifest(manifest(tmp_path), journal=tmp_path / "journal")
+    ticks = itertools.count(time.time_ns() // 1_000_000)
+    app = create_app(engine, clock=lambda: next(ticks))
+    app.add_middleware(Spy)
+    body = signed(order(time.time_ns() // 1_000_000))
+    with running(app) as base, httpx.Client(base_url=base) as client:
+        client.post("/v1/faucet", json={"address": "0x" + TRADER.hex()})
+        assert client.post("/v1/actions", json=body).json()["accepted"] is True
+        assert "/v1/actions" not in seen  # the fast path went around the host's middleware
+        app.actions = None
+        again = client.post("/v1/actions", json=body).json()  # the same action: refused as a replay, by the stack
+        assert again["accepted"] is False and again["events"][0]["code"] == "NONCE"
+        assert "/v1/actions" in seen
+    engine.close()

@@ -165,7 +165,9 @@ class VenueApp(FastAPI):
 
     `actions` takes only JSON POSTs of declared length within MAX_BODY (the stack's own bounds) and hands what
     its models refuse back to the stack, so the framework still answers every refusal and the OpenAPI spec still
-    describes the routes; reads, the WebSocket and everything else go through the stack as usual."""
+    describes the routes; reads, the WebSocket and everything else go through the stack as usual. A host app's
+    own middleware (`add_middleware`) therefore does not see the signed actions: wrap the app in it instead, or
+    set `actions` to None to send them through the stack too."""
 
     actions: ActionRoutes | None = None
 
