@@ -4,15 +4,18 @@
 Starts `exos serve` on the spot example (journal on, fsync per group commit, rate limits off) with 1
 and then 2 verifier processes, and drives it from one load process on the same machine with
 pre-signed orders (signing is not timed): crossing limit orders around one price on BTC-USDC, so the
-book stays small and about half the orders trade. Four ways in:
+book stays small and about half the orders trade. The load's clients are bare (HTTP/1.1 requests and
+pre-masked WebSocket frames written as bytes), so the load costs the shared CPUs as little as it can.
+Four ways in:
 
 - rest-single:  POST /v1/actions, one order per signature, C keep-alive connections, 1 in flight each;
 - rest-batch:   POST /v1/actions/signed-batch, 100 orders under one signature;
 - ws-single:    the WebSocket order channel, one order per signature, W in flight per connection;
 - ws-batch:     the order channel with signed batches of 100.
 
-"Accepted" counts orders whose answer says accepted (the engine took them and the group holding them
-is durable). Then, at half the best ws-single rate (the same funded, crossing orders, paced over the
+"Accepted" counts orders whose own result says accepted (the engine took them and the group holding
+them is durable); each accepted answer also carries a CommandDone event saying so, which is not counted.
+Then, at half the best ws-single rate (the same funded, crossing orders, paced over the
 throughput run's connections from a process of their own; probing starts once that background has run
 for WARMUP_S), a probe account rests an order and a second one crosses it every few ms: latency is
 from sending the crossing order to (a) its acknowledgement and (b) the maker's fill arriving on the
