@@ -17,7 +17,7 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_hash.auto import keccak
-from tests.conftest import free_port, running, serving
+from tests.conftest import free_port, load_bench_module, running, serving
 
 from exos import commands as C
 from exos.engine import Engine
@@ -514,3 +514,19 @@ def test_a_host_can_send_the_signed_actions_through_its_own_middleware(tmp_path:
         assert again["accepted"] is False and again["events"][0]["code"] == "NONCE"
         assert "/v1/actions" in seen
     engine.close()
+
+
+def test_the_server_bench_counts_each_accepted_order_once(server: tuple[str, Engine]) -> None:
+    """bench/server_bench.py's counter over real answers: an accepted order is one (its CommandDone event also says
+    accepted), a refused one none, a batch its accepted items (it once counted every order twice)."""
+    count_accepted = load_bench_module("server_bench").count_accepted
+    base, _ = server
+    nonce = itertools.count(time.time_ns() // 1_000_000)
+    with httpx.Client(base_url=base, timeout=10) as client:
+        client.post("/v1/faucet", json={"address": "0x" + TRADER.hex()})
+        first = signed(order(next(nonce), price=6_000_000))
+        accepted = client.post("/v1/actions", json=first).content
+        assert accepted.count(b'"accepted":true') == 2 and count_accepted(accepted) == 1
+        assert count_accepted(client.post("/v1/actions", json=first).content) == 0  # replayed: NONCE
+        items = [signed(order(next(nonce), price=6_000_001 + i)) for i in range(3)] + [first]
+        assert count_accepted(client.post("/v1/actions/batch", json={"actions": items}).content) == 3
