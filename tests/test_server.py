@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -318,6 +319,16 @@ def test_two_verifier_processes_serve_one_sequencer(tmp_path: Path) -> None:
         assert process.stdout.readline().startswith("listening on")
         children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == process.pid]
         assert len(children) == 2
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+        try:  # the kernel hashes connections over the verifiers' sockets: both hold some (all 16 on one: 2^-15)
+            deadline = time.monotonic() + 10
+            while (counts := [_established(child, port) for child in children]) and sum(counts) < 16:
+                assert time.monotonic() < deadline, counts
+                time.sleep(0.05)
+            assert min(counts) > 0, counts
+        finally:
+            for each in held:
+                each.close()
         base = f"http://127.0.0.1:{port}"
         with websockets.sync.client.connect(f"ws://127.0.0.1:{port}/v1/ws") as ws:
             ws.send('{"op": "subscribe", "channel": "trades", "market": "BTC-USDC"}')
@@ -346,6 +357,25 @@ def test_two_verifier_processes_serve_one_sequencer(tmp_path: Path) -> None:
         process.terminate()
         assert process.wait(timeout=20) == 0
         process.stdout.close() if process.stdout else None
+
+
+def _established(proc: Path, port: int) -> int:
+    """How many established TCP connections to local `port` the process holds (accepted, in its fd table)."""
+    inodes = set()
+    for fd in (proc / "fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                count += 1
+    return count
 
 
 def _state(proc: Path) -> str:

@@ -834,10 +834,11 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
             return _serve_in_process(create_app(LocalBackend(sequencer), history=store), host, port)
         finally:
             _stop([projector] if projector else [])
-    listener = _listen(host, port)
-    bound_host, bound_port = listener.getsockname()[:2]
+    listeners = _listen(host, port, verifiers)
+    bound_host, bound_port = listeners[0].getsockname()[:2]
     ours, children = [], []
-    for _ in range(verifiers):
+    for n in range(verifiers):
+        listener = listeners[n % len(listeners)]
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         for s in (mine, theirs):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
@@ -848,7 +849,8 @@ def serve(manifest: str, host: str, port: int, journal: str | None, verifiers: i
             pass_fds=(listener.fileno(), theirs.fileno()),
         ))  # fmt: skip
         theirs.close()
-    listener.close()
+    for listener in listeners:
+        listener.close()
     stop = False
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -897,16 +899,27 @@ def _open(engine: Engine, now: int) -> None:
         opener(engine, now=now, params=simulation.params)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """The shared listening socket; a verifier of a killed predecessor may hold the port for a moment."""
+def _listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
+    """Listening sockets on one address, one per verifier, in a SO_REUSEPORT group: the kernel hashes each new
+    connection to one of them. (One shared socket let the verifiers race for every accept, and one of two took
+    all four connections of a batch load while the other idled.) Where SO_REUSEPORT is missing: one socket for all.
+
+    A verifier of a killed predecessor may hold the port for a moment: wait until a plain bind succeeds, so no
+    socket of another server joins the group."""
     deadline = time.monotonic() + 5
     while True:
         try:
-            return socket.create_server((host, port), backlog=4096)
+            probe = socket.create_server((host, port), backlog=4096)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+            continue
+        if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
+            return [probe]
+        address = probe.getsockname()  # the port the kernel chose when asked for 0
+        probe.close()
+        return [socket.create_server(address, backlog=4096, reuse_port=True) for _ in range(count)]
 
 
 def _serve_in_process(app: FastAPI, host: str, port: int) -> int:

@@ -1,8 +1,8 @@
 """A verifier process (`python -m exos.verifier LISTEN_FD SEQUENCER_FD`), started by `exos serve`.
 
-It serves the API on the listening socket it shares with its sibling verifiers (the kernel spreads
-connections across them), checks signatures, and forwards verified records to the sequencer over
-its Unix socket. It leaves Ctrl-C to the sequencer, which stops it with SIGTERM.
+It serves the API on its own listening socket, one of a SO_REUSEPORT group on the venue's port (the
+kernel hashes each connection to one verifier), checks signatures, and forwards verified records to
+the sequencer over its Unix socket. It leaves Ctrl-C to the sequencer, which stops it with SIGTERM.
 """
 
 from __future__ import annotations
