@@ -1054,8 +1054,8 @@ class Engine:
                     taker, maker, price, size, self._settlement
                 )
                 if unified is not None:
-                    unified.balance_moved(taker.account, True)
-                    unified.balance_moved(maker.account, True)
+                    unified.balance_moved(taker.account)
+                    unified.balance_moved(maker.account)
                 if t_addr is None:
                     t_addr, t_sub = accounts[taker.account]
                     symbols = self._symbols
@@ -1468,7 +1468,7 @@ class Engine:
         if self.margin is not None and not ms.margined:  # a split, merge or conversion moved its balances
             account = self.ledger.find_account(fields[10], fields[6])
             if account is not None:
-                self.margin.balance_moved(account, True)
+                self.margin.balance_moved(account)
 
     # ------------------------------------------------------------ admin
 

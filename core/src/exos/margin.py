@@ -332,12 +332,11 @@ class UnifiedMargin:
         for cache in self._initial.values():
             cache.pop(account, None)
 
-    def balance_moved(self, account: int, urgent: bool = False) -> None:
-        """A command moved the account's balances outside margined markets (a withdrawal, a spot or outcome trade):
-        if margin constrains it, its at-risk triggers are stale, so re-check it at the next pass (before this
-        command ends when `urgent`: a trade may take it below maintenance with no price move)."""
+    def balance_moved(self, account: int) -> None:
+        """A spot or outcome trade, or a market action, moved the account's balances outside margined markets: if
+        margin constrains it, `check_soon` (it may be below maintenance now, with no price move)."""
         if self.exposed(account):
-            (self.liquidator.urgent if urgent else self.liquidator.dirty)[account] = None
+            self.check_soon(account)
 
     def check_soon(self, account: int) -> None:
         """`account` may be under water now (a fill far from mark, a funding payment): check it in this command."""
