@@ -488,10 +488,24 @@ def test_an_action_met_by_a_missing_sequencer_is_a_503_envelope() -> None:
     """A verifier whose sequencer went away answers the signed-action routes with 503 UNAVAILABLE, not a bare 500."""
     import asyncio
 
-    from exos.gateway import ActionRoutes
+    from exos.gateway import ActionRoutes, Answer, Gateway, model_route
+    from exos.server import SignedAction
+    from exos.signing import Domain
 
-    async def gone(body: bytes, ip: str | None) -> tuple[int, Any] | None:
-        raise ConnectionError("the sequencer went away")
+    class Gone:
+        """A backend whose sequencer has gone (RemoteBackend's ConnectionError)."""
+
+        domain = Domain("exos spot demo", "1", CHAIN_ID, bytes.fromhex(VERIFIER[2:]))
+
+        async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
+            raise ConnectionError("the sequencer went away")
+
+    gateway = Gateway(Gone())
+
+    async def one(action: SignedAction, ip: str | None) -> tuple[int, Any]:
+        return await gateway.one(ip, action.record, action.signature)
+
+    gone = model_route(SignedAction, one)
 
     async def framework(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("the fast path should have answered")

@@ -10,9 +10,10 @@ refusal stays the framework's and the OpenAPI spec still describes the routes.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 
 from exos import commands as C
 from exos.errors import ExosError
@@ -23,6 +24,7 @@ from exos.signing import Domain, SignatureError, batch_digest, recover, recover_
 Answer = tuple[str, str] | list[RawEvent]  # per record: an error (code, message) or its events
 # a route of ActionRoutes: (body, client IP) -> (status, JSON body), or None to leave the request to the framework
 Route = Callable[[bytes, "str | None"], Awaitable["tuple[int, Any] | None"]]
+M = TypeVar("M", bound=BaseModel)
 
 
 class Submitter(Protocol):
@@ -57,6 +59,25 @@ def refusal(exc: ExosError) -> dict[str, Any]:
     return {"error": {"code": code, "message": exc.message}}
 
 
+def unavailable(exc: ConnectionError) -> tuple[int, dict[str, Any]]:
+    """The answer to an action that met a missing sequencer (this verifier is about to stop): 503 UNAVAILABLE."""
+    return 503, {"error": {"code": "UNAVAILABLE", "message": str(exc)}}
+
+
+def model_route(model: type[M], apply: Callable[[M, str | None], Awaitable[tuple[int, Any]]]) -> Route:
+    """An ActionRoutes route: the body parsed as `model` (strict JSON) and applied; None, leaving the request to
+    the framework, if the model refuses it (the framework's route then refuses it in its own words)."""
+
+    async def route(body: bytes, ip: str | None) -> tuple[int, Any] | None:
+        try:
+            parsed = model.model_validate_json(body)
+        except ValidationError:
+            return None
+        return await apply(parsed, ip)
+
+    return route
+
+
 class Gateway:
     """What REST and the WebSocket order channel share: verify, forward, shape the answers."""
 
@@ -71,13 +92,16 @@ class Gateway:
             record, signer = verify(record_hex, signature_hex, self.domain)
         except ExosError as exc:
             return 400, refusal(exc)
-        [answer] = await self.backend.submit(ip, [record])
+        try:
+            [answer] = await self.backend.submit(ip, [record])
+        except ConnectionError as exc:
+            return unavailable(exc)
         if isinstance(answer, tuple) and answer[0] == "RATE_LIMITED":
             return 429, {"error": {"code": answer[0], "message": answer[1]}}
         return 200, answer_json(answer, signer)
 
-    async def many(self, ip: str | None, actions: list[tuple[str, str]]) -> dict[str, Any]:
-        """Separately signed actions, the valid ones in order under one commit; a result per item."""
+    async def many(self, ip: str | None, actions: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
+        """Separately signed actions, the valid ones in order under one commit; (200, a result per item)."""
         results: list[dict[str, Any] | None] = []
         valid: list[tuple[bytes, bytes]] = []
         for record_hex, signature_hex in actions:
@@ -86,9 +110,12 @@ class Gateway:
                 results.append(None)
             except ExosError as exc:
                 results.append({"accepted": False, **refusal(exc)})
-        answers = iter(await self.backend.submit(ip, [r for r, _ in valid])) if valid else iter(())
+        try:
+            answers = iter(await self.backend.submit(ip, [r for r, _ in valid])) if valid else iter(())
+        except ConnectionError as exc:
+            return unavailable(exc)
         signers = iter(s for _, s in valid)
-        return {"results": [r if r is not None else answer_json(next(answers), next(signers)) for r in results]}
+        return 200, {"results": [r if r is not None else answer_json(next(answers), next(signers)) for r in results]}
 
     async def signed_batch(self, ip: str | None, records_hex: list[str], signature_hex: str) -> tuple[int, Any]:
         """Trading records under one signature, applied in order under one commit; a result per record."""
@@ -104,7 +131,10 @@ class Gateway:
             return 400, {"error": {"code": exc.code, "message": exc.message}}
         except (ExosError, ValueError) as exc:
             return 400, {"error": {"code": "BAD_RECORD", "message": str(exc)}}
-        answers = await self.backend.submit(ip, [with_signer(r, signer) for r in records])
+        try:
+            answers = await self.backend.submit(ip, [with_signer(r, signer) for r in records])
+        except ConnectionError as exc:
+            return unavailable(exc)
         return 200, {"results": [answer_json(a, signer) for a in answers]}
 
 
@@ -138,12 +168,7 @@ class ActionRoutes:
                 break
         body = b"".join(chunks)
         client = scope.get("client")
-        try:
-            result = await route(body, client[0] if client else None)
-        except (
-            ConnectionError
-        ) as exc:  # the sequencer is gone (this verifier is about to stop): say so, as the envelope
-            result = 503, {"error": {"code": "UNAVAILABLE", "message": str(exc)}}
+        result = await route(body, client[0] if client else None)
         if result is None:
             replayed = False
 

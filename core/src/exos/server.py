@@ -63,7 +63,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exos.auth import WINDOW_MS, Authenticator, may_read
 from exos.engine import Engine
 from exos.feed import ANSWERS_MAX, Feed, Subscriber
-from exos.gateway import ActionRoutes, Answer, Gateway
+from exos.gateway import ActionRoutes, Answer, Gateway, model_route
 from exos.history_routes import HistoryReader, add_routes
 from exos.ratelimit import Buckets, Limits
 from exos.sequencer import QueryError, Sequencer, address_param, bounded
@@ -440,30 +440,21 @@ def create_app(
     app = VenueApp(title="exos venue", version="1", description=DESCRIPTION, lifespan=lifespan, telemetry=quiet)
     app.state.backend = backend
 
-    async def post_action(body: bytes, ip: str | None) -> tuple[int, Any] | None:
-        try:
-            action = SignedAction.model_validate_json(body)
-        except ValidationError:
-            return None  # FastAPI's route refuses it, in its words
-        return await gateway.one(ip, action.record, action.signature)
+    # the three signed-action routes, applied alike by their FastAPI endpoints and by the plain-ASGI fast path
+    async def apply_action(body: SignedAction, ip: str | None) -> tuple[int, Any]:
+        return await gateway.one(ip, body.record, body.signature)
 
-    async def post_batch(body: bytes, ip: str | None) -> tuple[int, Any] | None:
-        try:
-            batch = SignedBatch.model_validate_json(body)
-        except ValidationError:
-            return None
-        return 200, await gateway.many(ip, [(a.record, a.signature) for a in batch.actions])
+    async def apply_batch(body: SignedBatch, ip: str | None) -> tuple[int, Any]:
+        return await gateway.many(ip, [(a.record, a.signature) for a in body.actions])
 
-    async def post_signed_batch(body: bytes, ip: str | None) -> tuple[int, Any] | None:
-        try:
-            batch = OneSignatureBatch.model_validate_json(body)
-        except ValidationError:
-            return None
-        return await gateway.signed_batch(ip, batch.records, batch.signature)
+    async def apply_signed_batch(body: OneSignatureBatch, ip: str | None) -> tuple[int, Any]:
+        return await gateway.signed_batch(ip, body.records, body.signature)
 
     app.actions = ActionRoutes(functools.partial(FastAPI.__call__, app),
-                               {"/v1/actions": post_action, "/v1/actions/batch": post_batch,
-                                "/v1/actions/signed-batch": post_signed_batch}, MAX_BODY)  # fmt: skip
+                               {"/v1/actions": model_route(SignedAction, apply_action),
+                                "/v1/actions/batch": model_route(SignedBatch, apply_batch),
+                                "/v1/actions/signed-batch": model_route(OneSignatureBatch, apply_signed_batch)},
+                               MAX_BODY)  # fmt: skip
     app.add_middleware(BoundedBody)
     reads = Buckets(backend.limits.read_rate, backend.limits.read_burst)
     app.add_middleware(ReadLimit, reads=reads)
@@ -575,18 +566,19 @@ def create_app(
     @app.post("/v1/actions", responses={**ERRORS, 429: {"model": ErrorEnvelope}, **GONE})
     async def action(body: SignedAction, request: Request) -> Any:
         """Verify a signed command and apply it; its events once journaled (accepted means durable)."""
-        status, answer = await gateway.one(ip_of(request), body.record, body.signature)
+        status, answer = await apply_action(body, ip_of(request))
         return JSONResponse(answer, status_code=status)  # a Response skips FastAPI's re-encoding of the body
 
     @app.post("/v1/actions/batch", responses={**ERRORS, **GONE})
     async def batch(body: SignedBatch, request: Request) -> Any:
         """Verify each action, apply the valid ones in order under one journal commit; a result per item."""
-        return JSONResponse(await gateway.many(ip_of(request), [(a.record, a.signature) for a in body.actions]))
+        status, answer = await apply_batch(body, ip_of(request))
+        return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/actions/signed-batch", responses={**ERRORS, **GONE})
     async def signed_batch(body: OneSignatureBatch, request: Request) -> Any:
         """Trading commands under one signature, applied in order under one commit; a result per record."""
-        status, answer = await gateway.signed_batch(ip_of(request), body.records, body.signature)
+        status, answer = await apply_signed_batch(body, ip_of(request))
         return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/faucet", responses=ERRORS)
@@ -780,17 +772,14 @@ async def _ws_login(message: _Login | _Logout, subscriber: Subscriber, feed: Fee
 
 async def _ws_post(message: BaseModel, subscriber: Subscriber, gateway: Gateway, ip: str | None) -> None:
     """Run one order-channel request and queue its answer (an error answer if the sequencer is gone)."""
-    status = 200
     try:
         if isinstance(message, _Post):
             status, body = await gateway.one(ip, message.action.record, message.action.signature)
         elif isinstance(message, _Batch):
-            body = await gateway.many(ip, [(a.record, a.signature) for a in message.actions])
+            status, body = await gateway.many(ip, [(a.record, a.signature) for a in message.actions])
         else:
             assert isinstance(message, _SignedBatch)
             status, body = await gateway.signed_batch(ip, message.records, message.signature)
-    except ConnectionError as exc:
-        status, body = 503, {"error": {"code": "UNAVAILABLE", "message": str(exc)}}
     finally:
         subscriber.inflight -= 1
     subscriber.answer({"channel": "post", "id": getattr(message, "id", None), "status": status, **body})
