@@ -57,15 +57,25 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
         yield base, engine
 
 
-def signed(command: C.Command) -> dict[str, str]:
-    """Sign a command as a client that read only the README: EIP-712 Agent over keccak of the zeroed record."""
+def zeroed(command: C.Command) -> bytes:
+    """The record a client signs, as the README says: the command's, its timestamp and signer zeroed."""
     record = bytearray(command.pack())
     record[10:18] = bytes(8)  # timestamp: the sequencer's
     record[46:66] = bytes(20)  # signer: what the server recovers
+    return bytes(record)
+
+
+def agent_signature(records: list[bytes]) -> bytes:
+    """EIP-712 Agent over keccak of the zeroed records concatenated (one record, or a signed batch), by the trader."""
     types = {"Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}]}
-    message = {"source": "a", "connectionId": keccak(bytes(record))}
-    signature = Account.sign_typed_data(KEY, DOMAIN, types, message).signature
-    return {"record": "0x" + bytes(record).hex(), "signature": "0x" + bytes(signature).hex()}
+    message = {"source": "a", "connectionId": keccak(b"".join(records))}
+    return bytes(Account.sign_typed_data(KEY, DOMAIN, types, message).signature)
+
+
+def signed(command: C.Command) -> dict[str, str]:
+    """Sign a command as a client that read only the README: EIP-712 Agent over keccak of the zeroed record."""
+    record = zeroed(command)
+    return {"record": "0x" + record.hex(), "signature": "0x" + agent_signature([record]).hex()}
 
 
 def read_headers(method: str, target: str, key: bytes = KEY, account: bytes = TRADER) -> dict[str, str]:
@@ -440,13 +450,8 @@ def test_the_action_routes_answer_as_the_framework_does(tmp_path: Path) -> None:
     good = [signed(order(next(nonce), side=i % 2, size=2)) for i in range(4)]  # the second meets the first: STP
     other = dict(signed(order(next(nonce))), signature=good[0]["signature"])  # someone else signed it
     batch = [signed(order(next(nonce), price=6_000_000 + i)) for i in range(2)]
-    records = [order(next(nonce), price=5_900_000 + i).pack() for i in range(2)]
-    unsigned = [bytearray(r) for r in records]
-    for record in unsigned:
-        record[10:18], record[46:66] = bytes(8), bytes(20)
-    types = {"Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}]}
-    digest = keccak(b"".join(bytes(r) for r in unsigned))
-    batch_signature = Account.sign_typed_data(KEY, DOMAIN, types, {"source": "a", "connectionId": digest}).signature
+    unsigned = [zeroed(order(next(nonce), price=5_900_000 + i)) for i in range(2)]
+    batch_signature = agent_signature(unsigned)
     requests: list[tuple[str, bytes]] = [
         ("/v1/actions", json.dumps(good[0]).encode()),
         ("/v1/actions", json.dumps(good[1]).encode()),
@@ -458,8 +463,8 @@ def test_the_action_routes_answer_as_the_framework_does(tmp_path: Path) -> None:
         ("/v1/actions", b"not json"),
         ("/v1/actions/batch", json.dumps({"actions": [good[2], other, good[3]]}).encode()),
         ("/v1/actions/batch", json.dumps({"actions": []}).encode()),
-        ("/v1/actions/signed-batch", json.dumps({"records": ["0x" + bytes(r).hex() for r in unsigned],
-                                                 "signature": "0x" + bytes(batch_signature).hex()}).encode()),
+        ("/v1/actions/signed-batch", json.dumps({"records": ["0x" + r.hex() for r in unsigned],
+                                                 "signature": "0x" + batch_signature.hex()}).encode()),
         ("/v1/actions/signed-batch", json.dumps({"records": ["0x00"], "signature": "0x" + "00" * 65}).encode()),
         *(("/v1/actions", json.dumps(b).encode()) for b in batch),
     ]  # fmt: skip
