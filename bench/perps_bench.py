@@ -134,6 +134,28 @@ def throughput(n: int, seed: int, runs: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- the liquidation pass
 
 
+def opening_long(i: int, admin: bytes, market: str, t: int, deposit: int, leverage: int) -> list[Command]:
+    """Standard account `i` deposits USD, sets its leverage and bids for 10 lots at 100 (the setup's longs)."""
+    actor = Actor(account_address(i))
+    return [Deposit(actor=Actor(account_address(i), 0, admin), timestamp=t, asset="USD", amount=deposit),
+            MarketAction(actor=actor, timestamp=t, market=market, action="leverage", args={"leverage": leverage}),
+            PlaceOrder(actor=actor, timestamp=t, market=market, side=0, price=100, size=10)]  # fmt: skip
+
+
+def timed_oracle_move(engine: Engine, t: int, price: int) -> tuple[float, list[str]]:
+    """Seconds for the one command that moves P0's oracle to `price` (the heap frozen first), and the names of
+    its market events; the invariants are checked after it."""
+    gc.collect()
+    gc.freeze()
+    record = OracleUpdate(actor=Actor(PUBLISHER), timestamp=t, feed="P0-USD", price=price, published_ms=t).pack()
+    begin = time.perf_counter()
+    events = engine.submit_records([record])
+    seconds = time.perf_counter() - begin
+    engine.check_invariants()
+    gc.unfreeze()
+    return seconds, [e[5] for e in events if e[3] == int(EventKind.MARKET_EVENT)]
+
+
 def liquidation_pass(accounts: int, at_risk: int) -> dict[str, Any]:
     """Build `accounts` longs (`at_risk` of them at 10x), crash the oracle 50%, time the one command."""
     engine = Engine.from_manifest(MANIFEST)
@@ -153,18 +175,9 @@ def liquidation_pass(accounts: int, at_risk: int) -> dict[str, Any]:
     for first in range(0, accounts, 50_000):
         chunk: list[Command] = []
         for i in range(first, min(first + 50_000, accounts)):
-            actor = Actor(account_address(i))
             risky = i % (accounts // at_risk) == 0
             # 10 lots at 100 reserve 10 or 100 a lot (10x or 1x) and one for the fee
-            chunk.append(Deposit(actor=Actor(account_address(i), 0, admin), timestamp=t, asset="USD",
-                                 amount=110 if risky else 1_010))  # fmt: skip
-            if not risky:
-                chunk.append(MarketAction(actor=actor, timestamp=t, market=market, action="leverage",
-                                          args={"leverage": 1}))  # fmt: skip
-            else:
-                chunk.append(MarketAction(actor=actor, timestamp=t, market=market, action="leverage",
-                                          args={"leverage": 10}))  # fmt: skip
-            chunk.append(PlaceOrder(actor=actor, timestamp=t, market=market, side=0, price=100, size=10))
+            chunk += opening_long(i, admin, market, t, 110 if risky else 1_010, 10 if risky else 1)
         engine.submit_batch(chunk)
         sells = [PlaceOrder(actor=Actor(whales[(first // 50_000) % len(whales)]), timestamp=t, market=market,
                             side=1, price=100, size=10 * (min(first + 50_000, accounts) - first))]  # fmt: skip
@@ -176,19 +189,10 @@ def liquidation_pass(accounts: int, at_risk: int) -> dict[str, Any]:
                                     size=2_000)])  # fmt: skip
     setup_seconds = time.perf_counter() - started
     assert engine.market_state(market).market.long_oi == 10 * accounts
-    gc.collect()
-    gc.freeze()
-    crash = OracleUpdate(actor=Actor(PUBLISHER), timestamp=t + 2, feed="P0-USD", price=50, published_ms=t + 2)
-    record = crash.pack()
-    begin = time.perf_counter()
-    events = engine.submit_records([record])
-    seconds = time.perf_counter() - begin
-    liquidator = engine.margin.liquidator
-    names = [e[5] for e in events if e[3] == int(EventKind.MARKET_EVENT)]
-    engine.check_invariants()
-    gc.unfreeze()
+    seconds, names = timed_oracle_move(engine, t + 2, 50)
     return {
-        "accounts": accounts, "at_risk": at_risk, "pass_ms": seconds * 1e3, "evaluated": liquidator.evaluated,
+        "accounts": accounts, "at_risk": at_risk, "pass_ms": seconds * 1e3,
+        "evaluated": engine.margin.liquidator.evaluated,
         "liquidated": names.count("exos.liquidation.started"),
         "stages": {stage: names.count(f"exos.liquidation.{stage}") for stage in ("book", "backstop", "insurance",
                                                                                   "adl")},
@@ -216,12 +220,7 @@ def adl_pass(holders: int) -> dict[str, Any]:
     for first in range(0, holders, 50_000):
         chunk: list[Command] = []
         for i in range(first, min(first + 50_000, holders)):
-            actor = Actor(account_address(i))
-            chunk += [Deposit(actor=Actor(account_address(i), 0, admin), timestamp=t, asset="USD",
-                              amount=1_010 + i % 500),
-                      MarketAction(actor=actor, timestamp=t, market=market, action="leverage",
-                                   args={"leverage": 1 + i % 5}),
-                      PlaceOrder(actor=actor, timestamp=t, market=market, side=0, price=100, size=10)]  # fmt: skip
+            chunk += opening_long(i, admin, market, t, 1_010 + i % 500, 1 + i % 5)
         engine.submit_batch(chunk)
     engine.submit_batch([
         MarketAction(actor=Actor(seller), timestamp=t, market=market, action="leverage", args={"leverage": 1}),
@@ -230,15 +229,7 @@ def adl_pass(holders: int) -> dict[str, Any]:
         PlaceOrder(actor=Actor(whale), timestamp=t, market=market, side=1, price=100, size=1_000),
         OracleUpdate(actor=Actor(PUBLISHER), timestamp=t + 1, feed="P0-USD", price=97, published_ms=t + 1),
     ])  # fmt: skip
-    gc.collect()
-    gc.freeze()
-    record = OracleUpdate(actor=Actor(PUBLISHER), timestamp=t + 2, feed="P0-USD", price=125, published_ms=t + 2).pack()
-    begin = time.perf_counter()
-    events = engine.submit_records([record])
-    seconds = time.perf_counter() - begin
-    names = [e[5] for e in events if e[3] == int(EventKind.MARKET_EVENT)]
-    engine.check_invariants()
-    gc.unfreeze()
+    seconds, names = timed_oracle_move(engine, t + 2, 125)
     return {"holders": holders, "pass_ms": seconds * 1e3, "evaluated": engine.margin.liquidator.evaluated,
             "adl_counterparties": names.count("exos.liquidation.adl")}  # fmt: skip
 

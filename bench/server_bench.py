@@ -235,8 +235,11 @@ async def rest_load(port: int, path: str, bodies: list[list[bytes]], seconds: fl
 def ws_frame(text: bytes, mask: bytes) -> bytes:
     """One client text frame (RFC 6455: final, masked with `mask`), built before the clock starts."""
     n = len(text)
-    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
-    if n >= 1 << 16:
+    if n < 126:
+        head = bytes([0x81, 0x80 | n])
+    elif n < 1 << 16:
+        head = bytes([0x81, 0xFE]) + n.to_bytes(2, "big")
+    else:
         head = bytes([0x81, 0xFF]) + n.to_bytes(8, "big")
     key = (mask * (n // 4 + 1))[:n]
     return head + mask + (int.from_bytes(text, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
