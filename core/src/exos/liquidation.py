@@ -439,17 +439,32 @@ class Liquidator:
         key = (market.market_id, against_longs)
         ranked = None if fresh else self._rankings.get(key)
         if ranked is None:
-            opposite = market.holders(longs=not against_longs)
-            scored = sorted(opposite, key=lambda item: (-self._adl_score(item[0], market, item[1]), item[0]))
-            ranked = self._rankings[key] = [a for a, _ in scored]
+            scored = self.adl_scores(market, [account for account, _ in market.holders(longs=not against_longs)])
+            scored.sort()
+            ranked = self._rankings[key] = [account for _, account in scored]
         return ranked
 
-    def _adl_score(self, account: int, market: Any, size: int) -> int:
-        """PnL% × effective leverage as a fixed-point integer: uPnL/|entry notional| × notional/equity."""
-        upnl, notional, basis = market.pnl_of(account)
-        isolated = market.isolated_terms(account)
-        equity = isolated[0] if isolated is not None else self.margin.equity(account, market.settlement)
-        return int(upnl * notional * (1 << 64) // (max(abs(basis), 1) * max(equity, 1)))
+    def adl_scores(self, market: Any, accounts: list[int]) -> list[tuple[int, int]]:
+        """(−score, account) of each account's position in `market`, where score = PnL% × effective leverage as a
+        fixed-point integer: uPnL/|entry notional| × notional/equity (the ADL ranking's key: best first)."""
+        margin = self.margin
+        asset = market.settlement
+        group = margin.groups[asset]
+        held = margin.positions
+        values = margin.values
+        scale = 1 << 64
+        scores = []
+        for account in accounts:
+            upnl, notional, basis = market.pnl_of(account)
+            isolated = market.isolated_terms(account)
+            if isolated is not None:
+                equity = isolated[0]
+            elif len(held[account]) == 1:  # its only position is this cross one: equity needs no other market
+                equity = values(account, group, True) + upnl
+            else:
+                equity = margin.equity(account, asset)
+            scores.append((-(upnl * notional * scale // (max(abs(basis), 1) * max(equity, 1))), account))
+        return scores
 
     def _cover_deficit(
         self, account: int, group: RiskGroup, deficit: int, seq: int, base: int, out: list[RawEvent]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from exos.commands import Actor, MarketAction
 from exos.events import Fill, MarketEvent, OrderAccepted, Rejected
@@ -185,6 +185,25 @@ class Unified(RuleBasedStateMachine):
         self._submit(MarketAction(actor=Actor(self.venue.admin), timestamp=self.venue.now, market=market,
                                   action="unwind", args={"holder": holder, "lots": lots,
                                                          "price": self._price(market, offset)}))  # fmt: skip
+
+    @invariant()
+    def adl_scores_follow_their_definition(self) -> None:
+        """The ADL ranking's scores (fast paths for an isolated position and a lone cross one) equal PnL% ×
+        notional / equity computed from the account's whole equity, for every holder of every perpetual."""
+        engine = self.venue.engine
+        liquidator = engine.margin.liquidator
+        for name in PERPS:
+            market = engine.market_state(name).market
+            if market.mark is None:
+                continue
+            accounts = [account for account, _ in market.holders()]
+            expected = []
+            for account in accounts:
+                upnl, notional, basis = market.pnl_of(account)
+                isolated = market.isolated_terms(account)
+                equity = isolated[0] if isolated else engine.margin.maintenance(account, market.settlement)[0]
+                expected.append((-(upnl * notional * 2**64 // (max(abs(basis), 1) * max(equity, 1))), account))
+            assert liquidator.adl_scores(market, accounts) == expected
 
     def _order(self, trader: bytes, market: str, side: int, price: int, size: int, **kw: object) -> object:
         """A PlaceOrder at the current time."""
