@@ -915,7 +915,9 @@ def _serve_in_process(app: FastAPI, host: str, port: int) -> int:
     """Run the app in this process until SIGTERM or Ctrl-C (uvicorn stops cleanly)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+    from exos.websocket import WebSocketProtocol
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws=WebSocketProtocol,
                                            ws_per_message_deflate=WS_DEFLATE))  # fmt: skip
     _announce(server)
     run_until_stopped(server, (signal.SIGTERM, signal.SIGINT))
