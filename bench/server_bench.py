@@ -490,6 +490,8 @@ def main() -> int:
         default=0.5,
         help="the latency run's background, as a share of the best ws-single rate (the issue's target is at half load)",
     )
+    parser.add_argument("--rate", type=float, help="the latency run's background in orders/s, instead of --load "
+                        "(to compare two builds at the same load)")  # fmt: skip
     parser.add_argument("--write", help="merge the figures into this JSON file under 'server'")
     parser.add_argument("--no-history", action="store_true", help="serve without the history projector "
                         "(figures go under 'server_no_history')")  # fmt: skip
@@ -541,15 +543,22 @@ def main() -> int:
             if best_ws_single:
                 server = Server(directory, verifiers, not args.no_history)
                 try:
-                    half = asyncio.run(latency(server.port, domain, best_ws_single * args.load, args.seconds, ws_bodies,
-                                               ws_senders))  # fmt: skip
+                    rate = args.rate or best_ws_single * args.load
+                    seq0, ver0, _ = server.cpu()
+                    half = asyncio.run(latency(server.port, domain, rate, args.seconds, ws_bodies, ws_senders))
+                    seq1, ver1, _ = server.cpu()
                 finally:
                     server.stop()
+                # per background order over the whole run (warm-up included): lone orders cost more than pipelined
+                per = 1e6 / (rate * (WARMUP_S + args.seconds))
+                half["cpu_us_per_order"] = {"sequencer": round((seq1 - seq0) * per, 1),
+                                            "verifiers": round((ver1 - ver0) * per, 1)}  # fmt: skip
                 results[f"latency-at-half-load/verifiers={verifiers}"] = half
                 print(f"latency at half load (~{half['background_rate']:,}/s) verifiers={verifiers}: "
                       f"ack p50 {half['ack_p50_ms']} ms p99 {half['ack_p99_ms']} ms; "
                       f"fill on the user channel p50 {half['fill_p50_ms']} ms p99 {half['fill_p99_ms']} ms "
-                      f"({half['probes']} probes)", flush=True)  # fmt: skip
+                      f"({half['probes']} probes; CPU µs/order: sequencer {half['cpu_us_per_order']['sequencer']}, "
+                      f"verifiers {half['cpu_us_per_order']['verifiers']})", flush=True)  # fmt: skip
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     after = recovery_us()
