@@ -23,9 +23,12 @@ def running(app: Any) -> Iterator[str]:
     """An ASGI app on uvicorn in a thread on a free loopback port: its base URL until the block ends."""
     import uvicorn
 
+    from exos.websocket import WebSocketProtocol
+
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    # the WebSocket protocol `exos serve` runs, so served tests exercise it
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws=WebSocketProtocol))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
