@@ -543,14 +543,14 @@ def main() -> int:
             if best_ws_single:
                 server = Server(directory, verifiers, not args.no_history)
                 try:
-                    rate = args.rate or best_ws_single * args.load
+                    background = args.rate or best_ws_single * args.load
                     seq0, ver0, _ = server.cpu()
-                    half = asyncio.run(latency(server.port, domain, rate, args.seconds, ws_bodies, ws_senders))
+                    half = asyncio.run(latency(server.port, domain, background, args.seconds, ws_bodies, ws_senders))
                     seq1, ver1, _ = server.cpu()
                 finally:
                     server.stop()
                 # per background order over the whole run (warm-up included): lone orders cost more than pipelined
-                per = 1e6 / (rate * (WARMUP_S + args.seconds))
+                per = 1e6 / (background * (WARMUP_S + args.seconds))
                 half["cpu_us_per_order"] = {"sequencer": round((seq1 - seq0) * per, 1),
                                             "verifiers": round((ver1 - ver0) * per, 1)}  # fmt: skip
                 results[f"latency-at-half-load/verifiers={verifiers}"] = half
