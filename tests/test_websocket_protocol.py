@@ -21,6 +21,7 @@ from uvicorn.server import ServerState
 
 from exos.websocket import WebSocketProtocol
 
+EXAMPLES = max(settings().max_examples // 5, 20)  # 100 in the ci profile, 4,000 in the long one
 MAX_SIZE = 100_000  # smaller than some frames below: the size limit is part of what must agree
 KEY = base64.b64encode(b"exos-websocket-k").decode()
 UPGRADE = (f"GET /v1/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -157,7 +158,7 @@ frames = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(frames, min_size=1, max_size=8))
 def test_the_fast_protocol_answers_as_uvicorns(sent: list[bytes]) -> None:
     """Frame by frame, to an app that answers each message (and closes when asked): the same messages, the
@@ -166,7 +167,7 @@ def test_the_fast_protocol_answers_as_uvicorns(sent: list[bytes]) -> None:
     assert serve(WebSocketProtocol, frames) == serve(WebSocketsSansIOProtocol, frames)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(st.lists(frames, min_size=1, max_size=8), st.lists(st.integers(0, 2_000), max_size=6))
 def test_the_fast_protocol_reads_a_stream_cut_anywhere(sent: list[bytes], cuts: list[int]) -> None:
     """The same frames cut at any points (an app that only listens, so nothing depends on when it runs): what
