@@ -347,26 +347,27 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
             answer = json.loads(await user.recv())
             assert answer["channel"] in ("login", "subscription"), answer
 
+        # Pre-signed, as the background is: a probe's signing would load the shared CPUs during the run. At most
+        # one probe per 5 ms; on ETH-USDC (the background trades BTC-USDC, so only the probes meet there), one lot
+        # each: every probe is exactly one fill, nothing is left over for the next.
+        price = 300_000
+        probes = []
+        for n in range(1, int(seconds * 200) + 2):
+            pair = []
+            for private, address, side in ((maker_key, maker, 0), (taker_key, taker, 1)):
+                record = orders.record(address, side=side, price=price - n % 50, size=1, market="ETH-USDC")
+                action = {"record": "0x" + record.hex(), "signature": "0x" + sign(record, private, domain).hex()}
+                pair.append(json.dumps({"op": "post", "id": n, "action": action}))
+            probes.append(pair)
+
         async def probe() -> None:
-            price = 300_000  # on ETH-USDC: the background trades BTC-USDC, so only the probes meet here
-            n = 0
             stop = time.perf_counter() + seconds
-            while time.perf_counter() < stop:
-                n += 1
-                # one lot each: every probe is exactly one fill, nothing is left over for the next
-                rest = orders.record(maker, side=0, price=price - n % 50, size=1, market="ETH-USDC")
-                cross = orders.record(taker, side=1, price=price - n % 50, size=1, market="ETH-USDC")
-                for private, record in ((maker_key, rest), (taker_key, cross)):
-                    body = {
-                        "op": "post",
-                        "id": n,
-                        "action": {
-                            "record": "0x" + record.hex(),
-                            "signature": "0x" + sign(record, private, domain).hex(),
-                        },
-                    }
+            for pair in probes:
+                if time.perf_counter() >= stop:
+                    break
+                for text in pair:
                     sent = time.perf_counter()
-                    await trade.send(json.dumps(body))
+                    await trade.send(text)
                     while True:
                         answer = json.loads(await asyncio.wait_for(trade.recv(), 10))
                         if answer.get("channel") == "post":
