@@ -172,8 +172,9 @@ class VenueApp(FastAPI):
     actions: ActionRoutes | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Route a signed action straight to `actions`; anything else through FastAPI."""
-        if self.actions is not None and self.actions.takes(scope):
+        """Every request to `actions`, which takes the signed actions and passes the rest to FastAPI; without
+        `actions`, FastAPI."""
+        if self.actions is not None:
             await self.actions(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
