@@ -128,7 +128,7 @@ class Gateway:
                 C.split(records[-1])
             signer = recover_digest(batch_digest(records, self.domain), bytes.fromhex(signature_hex[2:]))
         except SignatureError as exc:
-            return 400, {"error": {"code": exc.code, "message": exc.message}}
+            return 400, refusal(exc)
         except (ExosError, ValueError) as exc:
             return 400, {"error": {"code": "BAD_RECORD", "message": str(exc)}}
         try:
