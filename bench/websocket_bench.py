@@ -15,7 +15,8 @@ import argparse
 import asyncio
 import json
 import logging
-import struct
+import pathlib
+import sys
 import time
 from typing import Any
 
@@ -24,6 +25,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from exos.websocket import WebSocketProtocol
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from server_bench import ws_frame  # the client frame the server bench's load writes
 
 UPGRADE = (b"GET /v1/ws HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: ZXhvcy13ZWJzb2NrZXQtaw==\r\nSec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
@@ -62,13 +66,6 @@ class Sink:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5000)}.get(name, default)
 
 
-def masked_text(payload: bytes) -> bytes:
-    """One masked FIN text frame (16-bit length form)."""
-    mask = b"\x12\x34\x56\x78"
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes((0x81, 0x80 | 126)) + struct.pack("!H", len(payload)) + mask + body
-
-
 def cpu_per_message(protocol_class: type[WebSocketsSansIOProtocol], n: int) -> float:
     """CPU µs per message read, answered and written."""
 
@@ -87,7 +84,7 @@ def cpu_per_message(protocol_class: type[WebSocketsSansIOProtocol], n: int) -> f
     protocol.data_received(UPGRADE)
     for _ in range(20):
         loop.run_until_complete(asyncio.sleep(0))
-    frame = masked_text(POST.encode())
+    frame = ws_frame(POST.encode(), b"\x12\x34\x56\x78")
 
     async def drive() -> None:
         for _ in range(n):
