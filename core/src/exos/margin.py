@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from exos.protocols import API_VERSION
@@ -297,7 +298,7 @@ class UnifiedMargin:
             self.positions[account] = [market]
         elif market not in held:
             held.append(market)
-            held.sort(key=_market_id)
+            held.sort(key=_MARKET_ID)
 
     def position_closed(self, account: int, market: Any) -> None:
         """`account` no longer holds a position in `market`."""
@@ -523,6 +524,5 @@ class UnifiedMargin:
                         raise AssertionError(f"{ms.name}: isolated position of account {account} has equity {terms[0]}")
 
 
-def _market_id(market: Any) -> int:
-    """A margined market's index (accounts list their markets in listing order)."""
-    return int(market.market_id)
+# a margined market's index: accounts list their markets in listing order (a C-level key: no Python frame)
+_MARKET_ID = attrgetter("market_id")
