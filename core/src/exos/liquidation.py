@@ -41,6 +41,8 @@ reads a clock: every step is a function of the state and the command.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -76,7 +78,7 @@ class Liquidator:
         self.entries: dict[int, list[tuple[SortedList, tuple[int, int]]]] = {}
         self.evaluated = 0  # accounts evaluated by the last pass (the scaling test reads it)
         self.passes = 0
-        self._rankings: dict[tuple[int, bool], list[int]] = {}  # ADL order per (market, side), for one pass
+        self._rankings: dict[tuple[int, bool], _Ranking] = {}  # ADL order per (market, side), for one pass
 
     def add_market(self, ms: MarketState) -> None:
         """Index a newly listed margined market."""
@@ -434,36 +436,37 @@ class Liquidator:
             if not remaining:
                 return
 
-    def _ranking(self, market: Any, against_longs: bool, *, fresh: bool) -> list[int]:
+    def _ranking(self, market: Any, against_longs: bool, *, fresh: bool) -> _Ranking:
         """Holders opposite a liquidated long (shorts) or short (longs), in ADL order, computed once per pass."""
         key = (market.market_id, against_longs)
         ranked = None if fresh else self._rankings.get(key)
         if ranked is None:
-            scored = self.adl_scores(market, [account for account, _ in market.holders(longs=not against_longs)])
-            scored.sort()
-            ranked = self._rankings[key] = [account for _, account in scored]
+            ranked = self._rankings[key] = _Ranking(self.adl_scores(market, not against_longs))
         return ranked
 
-    def adl_scores(self, market: Any, accounts: list[int]) -> list[tuple[int, int]]:
-        """(−score, account) of each account's position in `market`, where score = PnL% × effective leverage as a
-        fixed-point integer: uPnL/|entry notional| × notional/equity (the ADL ranking's key: best first)."""
+    def adl_scores(self, market: Any, longs: bool) -> list[tuple[int, int]]:
+        """(−score, account) of every long (or short) in `market`, in no order, where score = PnL% × effective
+        leverage as a fixed-point integer: uPnL/|entry notional| × notional/equity (the ADL ranking's key)."""
         margin = self.margin
         asset = market.settlement
         group = margin.groups[asset]
         held = margin.positions
+        ledger = self.engine.ledger
+        available, locked = ledger.available[asset], ledger.locked[asset]
+        # `values` of a group holding nothing but its settlement asset is the balance: read it directly, per holder
+        settlement_only = not group.collateral and not margin.share_sources
         values = margin.values
-        scale = 1 << 64
         scores = []
-        for account in accounts:
-            upnl, notional, basis = market.pnl_of(account)
-            isolated = market.isolated_terms(account)
+        for account, upnl, notional, basis, isolated in market.adl_inputs(longs):
             if isolated is not None:
-                equity = isolated[0]
+                equity = isolated
             elif len(held[account]) == 1:  # its only position is this cross one: equity needs no other market
-                equity = values(account, group, True) + upnl
+                balance = available[account] + locked[account] if settlement_only else values(account, group, True)
+                equity = balance + upnl
             else:
                 equity = margin.equity(account, asset)
-            scores.append((-(upnl * notional * scale // (max(abs(basis), 1) * max(equity, 1))), account))
+            # upnl × notional × 2^64 // (max(basis, 1) × max(equity, 1)), without two calls per holder
+            scores.append((-((upnl * notional << 64) // ((basis or 1) * (equity if equity > 0 else 1))), account))
         return scores
 
     def _cover_deficit(
@@ -496,6 +499,31 @@ class Liquidator:
         log.warning("exos.liquidation.bad_debt", account=account, group=group.symbol, amount=deficit - paid)
         self._event(out, seq, base, "", "exos.liquidation.bad_debt", account, group=group.symbol,
                     amount=str(deficit - paid))  # fmt: skip
+
+
+class _Ranking:
+    """ADL order over (−score, account) keys: a heap popped only as far as the walks go (an ADL event takes the
+    first few of many holders, so sorting them all would be wasted), the popped prefix kept for the next walk."""
+
+    __slots__ = ("_heap", "_order")
+
+    def __init__(self, scored: list[tuple[int, int]]) -> None:
+        """Order `scored` (consumed: it becomes the heap)."""
+        heapq.heapify(scored)
+        self._heap = scored
+        self._order: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        """Accounts best first, from the start."""
+        order, heap = self._order, self._heap
+        index = 0
+        while True:
+            if index == len(order):
+                if not heap:
+                    return
+                order.append(heapq.heappop(heap)[1])
+            yield order[index]
+            index += 1
 
 
 class _Raw(str):

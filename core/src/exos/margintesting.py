@@ -168,7 +168,8 @@ class MarginedMarketContract:
         assert market.margined is True
         assert market.settlement == venue.engine.ledger.asset_ids[venue.case.settlement]
         methods = ("bind_margin", "admit", "terms", "initial_terms", "maintenance_terms", "isolated_terms",
-                   "on_oracle", "transfer", "holders", "size_of", "partial_applies", "reclip_plan")  # fmt: skip
+                   "on_oracle", "transfer", "holders", "size_of", "partial_applies", "reclip_plan",
+                   "adl_inputs")  # fmt: skip
         missing = [m for m in methods if not callable(getattr(market, m, None))]
         assert not missing, f"the market lacks {', '.join(missing)}"
 
@@ -205,7 +206,8 @@ class MarginedMarketContract:
 
     def test_the_terms_agree(self, venue: _Driver, margined_case: MarginedCase) -> None:
         """For a cross position: initial_terms = uPnL − IM and maintenance_terms = (uPnL, MM) of `terms`, MM <= IM
-        <= notional, isolated_terms None; and so again after the oracle moves."""
+        <= notional, isolated_terms None, `adl_inputs` the same uPnL and notional; and so again after the oracle
+        moves."""
         self._traded(venue)
         market = venue.market
         for price in (None, margined_case.moved()):
@@ -219,6 +221,14 @@ class MarginedMarketContract:
                 assert market.maintenance_terms(account) == (upnl, mm)
                 assert 0 <= mm <= im <= notional, terms
                 assert market.isolated_terms(account) is None
+            for longs in (True, False):  # what ADL ranks by: the same uPnL and notional, and a cross position's None
+                inputs = {row[0]: row[1:] for row in market.adl_inputs(longs)}
+                sizes = {account: market.size_of(account) for _, account in venue.open_positions()}
+                assert set(inputs) == {account for account, size in sizes.items() if (size > 0) == longs}
+                for account, (upnl, notional, entry, isolated) in inputs.items():
+                    terms = market.terms(account)
+                    assert (upnl, notional, isolated) == (terms[0], terms[3], None)
+                    assert entry == abs((notional if longs else -notional) - upnl)
 
     def test_reduce_only_orders_only_reduce(self, venue: _Driver) -> None:
         """Without a position a reduce-only order is refused (state unchanged); one larger than the position is

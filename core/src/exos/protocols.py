@@ -203,7 +203,7 @@ class MarginedMarket(Market, Protocol):
     account's available balance below zero (a borrow) as long as unified margin (`exos.margin`) covers it. The
     engine asks `terms`/`isolated_terms` for the account's position to sum equity and requirements,
     calls `on_oracle` when the market's feed publishes (the mark is recomputed only then), and drives
-    liquidation through `transfer`, `holders` and the partial-liquidation hooks. The market tells unified
+    liquidation through `transfer`, `holders`, `adl_inputs` and the partial-liquidation hooks. The market tells unified
     margin (`bind_margin`) when an account's position opens or closes (`position_opened`/`position_closed`)
     and after every fill or transfer (`traded`: with the change of the position's uPnL − IM, the account's
     cached sum moves by it; without, it is recomputed at the account's next order). The engine's invariant
@@ -250,6 +250,10 @@ class MarginedMarket(Market, Protocol):
 
     def transfer(self, ledger: Any, source: int, target: int, lots: int, price: int) -> None:
         """Hand `lots` (signed like the source's position) of position from source to target at `price`."""
+        ...
+
+    def adl_inputs(self, longs: bool) -> list[tuple[int, int, int, int, int | None]]:
+        """(account, uPnL, notional, |entry notional|, isolated margin + uPnL or None) of every long or short."""
         ...
 
 

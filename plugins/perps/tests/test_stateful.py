@@ -196,14 +196,14 @@ class Unified(RuleBasedStateMachine):
             market = engine.market_state(name).market
             if market.mark is None:
                 continue
-            accounts = [account for account, _ in market.holders()]
-            expected = []
-            for account in accounts:
-                upnl, notional, basis = market.pnl_of(account)
-                isolated = market.isolated_terms(account)
-                equity = isolated[0] if isolated else engine.margin.maintenance(account, market.settlement)[0]
-                expected.append((-(upnl * notional * 2**64 // (max(abs(basis), 1) * max(equity, 1))), account))
-            assert liquidator.adl_scores(market, accounts) == expected
+            for longs in (True, False):
+                expected = []
+                for account, _ in market.holders(longs=longs):
+                    upnl, notional, basis = market.pnl_of(account)
+                    isolated = market.isolated_terms(account)
+                    equity = isolated[0] if isolated else engine.margin.maintenance(account, market.settlement)[0]
+                    expected.append((-(upnl * notional * 2**64 // (max(abs(basis), 1) * max(equity, 1))), account))
+                assert sorted(liquidator.adl_scores(market, longs)) == sorted(expected)
 
     def _order(self, trader: bytes, market: str, side: int, price: int, size: int, **kw: object) -> object:
         """A PlaceOrder at the current time."""

@@ -465,6 +465,21 @@ class PerpMarket:
         value = position[0] * self.mark * self.q
         return value - position[1], abs(value), position[1]
 
+    def adl_inputs(self, longs: bool) -> list[tuple[int, int, int, int, int | None]]:
+        """(account, uPnL, notional, |basis|, margin + uPnL if isolated else None) of every long (or short) at mark,
+        in no order: what ADL ranks them by, gathered in one pass."""
+        tick_lot = self.mark * self.q  # type: ignore[operator]
+        positions = self.positions
+        isolated = self._isolated
+        out = []
+        for account in self._longs if longs else self._shorts:
+            size, basis, margin = positions[account]
+            value = size * tick_lot
+            upnl = value - basis
+            out.append((account, upnl, value if value > 0 else -value, basis if basis > 0 else -basis,
+                        margin + upnl if account in isolated else None))  # fmt: skip
+        return out
+
     def accounts(self) -> list[int]:
         """Accounts holding a position, in index order."""
         return sorted(self.positions)
