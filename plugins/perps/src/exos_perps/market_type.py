@@ -6,11 +6,41 @@ base moves), `quote` the settlement asset; `[markets.params]` as `exos_perps.con
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib
+import os
+import pathlib
 from typing import Any
 
+import structlog
+
 from exos.protocols import API_VERSION, EngineView, FeeModel, MarketInfo
+from exos_perps import market
 from exos_perps.config import parse
 from exos_perps.market import PerpMarket
+
+log = structlog.get_logger(__name__)
+
+
+@functools.cache
+def implementation(pure: bool) -> type[PerpMarket]:
+    """The market class: `_market_c` (market.py compiled by mypyc at install, plugins/perps/setup.py) while it was
+    built from this very market.py, else the Python one (`pure`, a stale or a missing build)."""
+    if pure:
+        return PerpMarket
+    try:
+        _market_c = importlib.import_module("exos_perps._market_c")
+    except ImportError:
+        log.warning("exos.perps.pure_python", reason="exos_perps._market_c is not built (pip install the plugin)")
+        return PerpMarket
+    digest = hashlib.sha256(pathlib.Path(market.__file__).read_bytes()).hexdigest()
+    if getattr(_market_c, "SOURCE_SHA256", None) != digest:
+        log.warning("exos.perps.pure_python", reason="market.py changed since exos_perps._market_c was built "
+                    "(reinstall the plugin: make rebuilds it)")  # fmt: skip
+        return PerpMarket
+    compiled: type[PerpMarket] = _market_c.PerpMarket
+    return compiled
 
 
 class PerpMarketType:
@@ -36,7 +66,7 @@ class PerpMarketType:
         config = parse(info.params, lot_units=info.lot_units, base_decimals=info.base_decimals,
                        quote_decimals=info.quote_decimals)  # fmt: skip
         view: Any = self.view
-        return PerpMarket(info, fees, config, view)
+        return implementation(bool(os.environ.get("EXOS_PURE_PYTHON")))(info, fees, config, view)
 
 
 class PerpMargin:
