@@ -47,3 +47,11 @@ def test_compiled_and_python_markets_agree(monkeypatch: pytest.MonkeyPatch) -> N
     stats = compiled[1]
     for stage in ("exos.perps.funding", "exos.liquidation.started", "exos.liquidation.adl"):
         assert stats.get(stage), f"the run never reached {stage}: {stats}"
+
+
+def test_an_edited_market_py_runs_as_python(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    """A market.py that differs from the one the twin was built from is used as it is, not the stale build."""
+    edited = tmp_path / "market.py"
+    edited.write_bytes(pathlib.Path(market.__file__).read_bytes() + b"\n# edited\n")
+    monkeypatch.setattr(market, "__file__", str(edited))
+    assert implementation.__wrapped__(False) is market.PerpMarket

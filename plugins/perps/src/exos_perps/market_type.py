@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import importlib.machinery
 import os
 import pathlib
 from typing import Any
@@ -32,6 +33,9 @@ def implementation(pure: bool) -> type[PerpMarket]:
     try:
         _market_c = importlib.import_module("exos_perps._market_c")
     except ImportError:
+        _market_c = None
+    # the twin's generated source alone (a build that wrote it but did not compile it) is no faster
+    if _market_c is None or not str(_market_c.__file__).endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
         log.warning("exos.perps.pure_python", reason="exos_perps._market_c is not built (pip install the plugin)")
         return PerpMarket
     digest = hashlib.sha256(pathlib.Path(market.__file__).read_bytes()).hexdigest()
