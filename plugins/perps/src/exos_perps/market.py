@@ -59,10 +59,12 @@ class PerpMarket:
     def __init__(self, info: MarketInfo, fees: FeeModel, config: PerpConfig, view: Any) -> None:
         """A market over `info` (quote = settlement asset) with parsed `config`."""
         self.info = info
-        self.name = info.name
-        self.market_id = info.market_id
-        self.settlement = info.quote_asset
-        self.q = info.quote_per_tick_lot
+        # typed here, not only through MarketInfo: mypyc then compiles their arithmetic even where exos's types are
+        # not in view (a wheel built outside the workspace: plugins/perps/setup.py)
+        self.name: str = info.name
+        self.market_id: int = info.market_id
+        self.settlement: int = info.quote_asset
+        self.q: int = info.quote_per_tick_lot
         self.fees = fees
         self.config = config
         self.view = view
@@ -70,9 +72,9 @@ class PerpMarket:
         self.external_feed = config.external_mark
         self.mm_ppm_max = config.mm_ppm_max
         self.partial_bps = config.partial_bps
-        self.min_lots = info.min_lots
-        self.min_notional = info.min_notional_units
-        self.fee_ppm = max(getattr(fees, "taker_centibps", 0), getattr(fees, "maker_centibps", 0), 0)
+        self.min_lots: int = info.min_lots
+        self.min_notional: int = info.min_notional_units
+        self.fee_ppm: int = max(getattr(fees, "taker_centibps", 0), getattr(fees, "maker_centibps", 0), 0)
         single: Tier | None = config.tiers[0] if len(config.tiers) == 1 else None
         self._single_tier = single
         self._user_rates: dict[int, int] = {}
