@@ -55,3 +55,30 @@ def test_an_edited_market_py_runs_as_python(monkeypatch: pytest.MonkeyPatch, tmp
     edited.write_bytes(pathlib.Path(market.__file__).read_bytes() + b"\n# edited\n")
     monkeypatch.setattr(market, "__file__", str(edited))
     assert implementation.__wrapped__(False) is market.PerpMarket
+
+
+class _FloatFees:
+    """A fee model whose rates are not integers (what neither implementation may take)."""
+
+    taker_centibps = 5.0
+    maker_centibps = 0
+
+    def fee(self, received: int, maker: bool) -> int:
+        """Unused: the listing is refused first."""
+        return 0
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_a_fee_model_with_non_integer_rates_is_refused(pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both implementations refuse it at listing with one ValueError (the compiled one would fail on its own)."""
+    from exos.protocols import MarketInfo
+    from exos_perps.market_type import PerpMarketType
+
+    if pure:
+        monkeypatch.setenv("EXOS_PURE_PYTHON", "1")
+    else:
+        monkeypatch.delenv("EXOS_PURE_PYTHON", raising=False)
+    info = MarketInfo(market_id=0, name="X-PERP", base_asset=1, quote_asset=0, lot_units=1, quote_per_tick_lot=1,
+                      min_lots=1, min_notional_units=0, params={"oracle": "X-USD", "max_leverage": 10})  # fmt: skip
+    with pytest.raises(ValueError, match="integers"):
+        PerpMarketType().create_market(info, _FloatFees())  # type: ignore[arg-type]

@@ -67,6 +67,9 @@ class PerpMarketType:
             raise ValueError("quote: a perpetual settles in its quote asset, which must differ from base")
         if not callable(getattr(fees, "fee", None)):
             raise ValueError("fee_model: a perpetual needs a fee model with fee(received, maker)")
+        rates = [getattr(fees, name, 0) for name in ("taker_centibps", "maker_centibps")]
+        if any(type(rate) is not int for rate in rates):  # the worst fee an order reserves is computed from them
+            raise ValueError(f"fee_model: its taker_centibps and maker_centibps are integers, got {rates!r}")
         config = parse(info.params, lot_units=info.lot_units, base_decimals=info.base_decimals,
                        quote_decimals=info.quote_decimals)  # fmt: skip
         view: Any = self.view
