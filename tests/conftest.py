@@ -23,12 +23,12 @@ def running(app: Any) -> Iterator[str]:
     """An ASGI app on uvicorn in a thread on a free loopback port: its base URL until the block ends."""
     import uvicorn
 
-    from exos.websocket import WebSocketProtocol
+    from exos.server import uvicorn_config
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    # the WebSocket protocol `exos serve` runs, so served tests exercise it
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws=WebSocketProtocol))
+    # configured as `exos serve` is (its WebSocket protocol, no deflate), so served tests exercise what it runs
+    server = uvicorn.Server(uvicorn_config(app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -912,14 +912,22 @@ def _listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
         return [socket.create_server(address, backlog=4096, reuse_port=True) for _ in range(count)]
 
 
-def _serve_in_process(app: FastAPI, host: str, port: int) -> int:
-    """Run the app in this process until SIGTERM or Ctrl-C (uvicorn stops cleanly)."""
+def uvicorn_config(app: Any, **settings: Any) -> Any:
+    """uvicorn's Config as the venue serves `app`: exos's WebSocket protocol, no permessage-deflate, warnings only;
+    `settings` adds to them (host and port, a size limit)."""
     import uvicorn
 
     from exos.websocket import WebSocketProtocol
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", ws=WebSocketProtocol,
-                                           ws_per_message_deflate=WS_DEFLATE))  # fmt: skip
+    return uvicorn.Config(app, log_level="warning", ws=WebSocketProtocol, ws_per_message_deflate=WS_DEFLATE,
+                          **settings)  # fmt: skip
+
+
+def _serve_in_process(app: FastAPI, host: str, port: int) -> int:
+    """Run the app in this process until SIGTERM or Ctrl-C (uvicorn stops cleanly)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn_config(app, host=host, port=port))
     _announce(server)
     run_until_stopped(server, (signal.SIGTERM, signal.SIGINT))
     return 0

@@ -18,8 +18,7 @@ def main(argv: list[str]) -> int:
 
     from exos.cli import _configure_logging
     from exos.sequencer import freeze_startup_objects
-    from exos.server import WS_DEFLATE, RemoteBackend, create_app, run_until_stopped
-    from exos.websocket import WebSocketProtocol
+    from exos.server import RemoteBackend, create_app, run_until_stopped, uvicorn_config
 
     _configure_logging(False)  # a process of the CLI's: its logs go where the CLI's go (stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -27,8 +26,7 @@ def main(argv: list[str]) -> int:
     backend = RemoteBackend.connect(socket.socket(fileno=int(argv[2])))
     app = create_app(backend, history=argv[3] if len(argv) > 3 else None)
     freeze_startup_objects()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=1 << 20, ws=WebSocketProtocol,
-                                           ws_per_message_deflate=WS_DEFLATE))  # fmt: skip
+    server = uvicorn.Server(uvicorn_config(app, ws_max_size=1 << 20))
     run_until_stopped(server, (signal.SIGTERM,), [listener])
     return 0
 
