@@ -33,10 +33,11 @@ test: $(STAMP) ctest pytest
 ctest:
 	bash core/csrc/tests/run.sh
 
-# then the perpetuals' tests again on market.py as Python (the rest ran on its mypyc build, exos_perps._market_c)
+# then the perpetuals' tests again on market.py as Python (the rest ran on its mypyc build, exos_perps._market_c);
+# test_compiled.py chooses each implementation itself, so it ran both already
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
-	EXOS_PURE_PYTHON=1 $(BIN)/python -m pytest -q plugins/perps/tests
+	EXOS_PURE_PYTHON=1 $(BIN)/python -m pytest -q plugins/perps/tests --ignore=plugins/perps/tests/test_compiled.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check core/src core/tests tests bench plugins

@@ -201,7 +201,7 @@ def _split_frames(data: bytes) -> list[bytes]:
     return out
 
 
-def test_whole_text_frames_take_the_fast_path() -> None:
+def test_whole_text_frames_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The common frames never reach the inherited parser (else this module would save nothing)."""
     parsed: list[bytes] = []
 
@@ -211,13 +211,10 @@ def test_whole_text_frames_take_the_fast_path() -> None:
         parsed.append(data)
         original(self, data)
 
-    WebSocketsSansIOProtocol.data_received = counting  # type: ignore[method-assign]
-    try:
-        long = frame(1, ("\u00e9" * 300).encode())  # cut in two reads: the fast path waits for the rest
-        chunks = [frame(1, b"one") + frame(1, b"two") + long[:100], long[100:]]
-        received, wire, _, _ = serve(WebSocketProtocol, chunks)
-    finally:
-        WebSocketsSansIOProtocol.data_received = original  # type: ignore[method-assign]
+    monkeypatch.setattr(WebSocketsSansIOProtocol, "data_received", counting)
+    long = frame(1, ("\u00e9" * 300).encode())  # cut in two reads: the fast path waits for the rest
+    chunks = [frame(1, b"one") + frame(1, b"two") + long[:100], long[100:]]
+    received, wire, _, _ = serve(WebSocketProtocol, chunks)
     assert parsed == [UPGRADE]
     assert [m.get("text") for m in received[:3]] == ["one", "two", "\u00e9" * 300]
     assert wire.startswith(b"\x81\x08echo one\x81\x08echo two")

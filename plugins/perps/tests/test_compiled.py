@@ -10,26 +10,32 @@ from typing import Any
 import pytest
 
 from exos.engine import Engine
+from exos.protocols import MarketInfo
 from exos_perps import market
-from exos_perps.market_type import implementation
+from exos_perps.market_type import PerpMarketType, implementation
 from exos_perps.simulation import Run
 
 MANIFEST = pathlib.Path(__file__).resolve().parents[3] / "examples" / "unified.toml"
 
 
 def test_the_compiled_market_is_built_from_this_market_py() -> None:
-    """The install compiled market.py (a missing or stale build would quietly run 1.2x slower)."""
+    """The install compiled market.py (a missing or stale build would quietly run as Python, slower)."""
     compiled = implementation(False)
     assert compiled is not market.PerpMarket, "exos_perps._market_c is missing or stale: reinstall exos-perps"
     assert compiled.__module__ == "exos_perps._market_c"
 
 
-def _simulated(pure: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, Any]]:
-    """The state hash and the counters of a short unified run with the compiled or the Python market."""
+def _choose(pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Markets listed from now on are the Python (`pure`) or the compiled one."""
     if pure:
         monkeypatch.setenv("EXOS_PURE_PYTHON", "1")
     else:
         monkeypatch.delenv("EXOS_PURE_PYTHON", raising=False)
+
+
+def _simulated(pure: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, Any]]:
+    """The state hash and the counters of `make unified`'s run with the compiled or the Python market."""
+    _choose(pure, monkeypatch)
     engine = Engine.from_manifest(MANIFEST)
     kinds = {type(engine.market_state(name).market) for name in ("BTC-PERP", "ETH-PERP")}
     assert kinds == {implementation(pure)}
@@ -71,13 +77,7 @@ class _FloatFees:
 @pytest.mark.parametrize("pure", [False, True])
 def test_a_fee_model_with_non_integer_rates_is_refused(pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both implementations refuse it at listing with one ValueError (the compiled one would fail on its own)."""
-    from exos.protocols import MarketInfo
-    from exos_perps.market_type import PerpMarketType
-
-    if pure:
-        monkeypatch.setenv("EXOS_PURE_PYTHON", "1")
-    else:
-        monkeypatch.delenv("EXOS_PURE_PYTHON", raising=False)
+    _choose(pure, monkeypatch)
     info = MarketInfo(market_id=0, name="X-PERP", base_asset=1, quote_asset=0, lot_units=1, quote_per_tick_lot=1,
                       min_lots=1, min_notional_units=0, params={"oracle": "X-USD", "max_leverage": 10})  # fmt: skip
     with pytest.raises(ValueError, match="integers"):
