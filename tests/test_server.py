@@ -579,3 +579,26 @@ def test_the_server_bench_counts_each_accepted_order_once(server: tuple[str, Eng
         assert count_accepted(client.post("/v1/actions", json=first).content) == 0  # replayed: NONCE
         items = [signed(order(next(nonce), price=6_000_001 + i)) for i in range(3)] + [first]
         assert count_accepted(client.post("/v1/actions/batch", json={"actions": items}).content) == 3
+
+
+def test_websocket_messages_are_bounded_on_every_serve_path(server: tuple[str, Engine]) -> None:
+    """A WebSocket message over 64 KiB gets the BODY_TOO_LARGE envelope and the connection stays; one over
+    WS_MAX_MESSAGE (the limit both `exos serve` paths configure) closes it with 1009; neither reaches the engine."""
+    import websockets.exceptions
+    import websockets.sync.client
+
+    from exos.server import MAX_BODY, WS_MAX_MESSAGE
+
+    base, engine = server
+    before = engine.seq
+    url = base.replace("http", "ws") + "/v1/ws"
+    with websockets.sync.client.connect(url, max_size=None) as ws:
+        ws.send(json.dumps({"op": "order", "id": 1, "pad": "x" * (MAX_BODY + 1)}))
+        assert json.loads(ws.recv(timeout=10))["error"]["code"] == "BODY_TOO_LARGE"
+        ws.send(json.dumps({"op": "subscribe", "id": 2, "channel": "trades", "market": "BTC-USDC"}))
+        assert json.loads(ws.recv(timeout=10))["channel"] == "subscription"  # the connection is still served
+        ws.send("x" * (WS_MAX_MESSAGE + 1))
+        with pytest.raises(websockets.exceptions.ConnectionClosedError) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    assert engine.seq == before

@@ -78,6 +78,8 @@ MAX_IN_FLIGHT = 256  # unanswered order-channel requests per WebSocket
 # permessage-deflate off: compressing every answer and event cost the verifier ~10% of its CPU per order (py-spy),
 # straight into latency; messages are small and mostly unique per client, so little bandwidth is saved
 WS_DEFLATE = False
+# the WebSocket layer closes a connection (1009) on a message past this; under it, one past MAX_BODY gets the envelope
+WS_MAX_MESSAGE = 1 << 20
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 
@@ -913,14 +915,14 @@ def _listen(host: str, port: int, count: int = 1) -> list[socket.socket]:
 
 
 def uvicorn_config(app: Any, **settings: Any) -> Any:
-    """uvicorn's Config as the venue serves `app`: exos's WebSocket protocol, no permessage-deflate, warnings only;
-    `settings` adds to them (host and port, a size limit)."""
+    """uvicorn's Config as the venue serves `app`: exos's WebSocket protocol, no permessage-deflate, messages up to
+    WS_MAX_MESSAGE, warnings only; `settings` adds to them (host and port)."""
     import uvicorn
 
     from exos.websocket import WebSocketProtocol
 
     return uvicorn.Config(app, log_level="warning", ws=WebSocketProtocol, ws_per_message_deflate=WS_DEFLATE,
-                          **settings)  # fmt: skip
+                          ws_max_size=WS_MAX_MESSAGE, **settings)  # fmt: skip
 
 
 def _serve_in_process(app: FastAPI, host: str, port: int) -> int:

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     backend = RemoteBackend.connect(socket.socket(fileno=int(argv[2])))
     app = create_app(backend, history=argv[3] if len(argv) > 3 else None)
     freeze_startup_objects()
-    server = uvicorn.Server(uvicorn_config(app, ws_max_size=1 << 20))
+    server = uvicorn.Server(uvicorn_config(app))
     run_until_stopped(server, (signal.SIGTERM,), [listener])
     return 0
 
