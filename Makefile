@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.exos-installed
+# exos.native.COMPILED: mypyc compiles them at install, so a change rebuilds (a stale build would run them as Python)
+COMPILED_CORE := $(foreach name,book engine ledger liquidation margin,core/src/exos/$(name).py) core/src/exos/native.py
 CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h) \
+	$(COMPILED_CORE) \
 	plugins/spot/pyproject.toml plugins/prediction/pyproject.toml plugins/compliance/pyproject.toml \
 	plugins/oracles/pyproject.toml plugins/perps/pyproject.toml plugins/perps/setup.py plugins/perps/src/exos_perps/market.py
 
@@ -33,11 +36,12 @@ test: $(STAMP) ctest pytest
 ctest:
 	bash core/csrc/tests/run.sh
 
-# then the perpetuals' tests again on market.py as Python (the rest ran on its mypyc build, exos_perps._market_c);
-# test_compiled.py chooses each implementation itself, so it ran both already
+# then the engine's and the perpetuals' tests again as Python (the first pass ran their mypyc builds: exos.native,
+# exos_perps._market_c); test_native.py and test_compiled.py choose each build themselves and ran both already
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
-	EXOS_PURE_PYTHON=1 $(BIN)/python -m pytest -q plugins/perps/tests --ignore=plugins/perps/tests/test_compiled.py
+	EXOS_PURE_PYTHON=1 $(BIN)/python -m pytest -q core/tests plugins/perps/tests \
+		--ignore=core/tests/test_native.py --ignore=plugins/perps/tests/test_compiled.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check core/src core/tests tests bench plugins
@@ -52,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/server_bench.py --seconds 5 --write bench/results.json
 
 clean:
-	rm -rf $(VENV) core/build core/src/exos/_book*.so core/src/*.egg-info plugins/perps/build plugins/perps/src/exos_perps/_market_c*
+	rm -rf $(VENV) core/build core/src/exos/*.so core/src/exos__mypyc*.so core/src/exos/_compiled.json core/src/*.egg-info plugins/perps/build plugins/perps/src/exos_perps/_market_c*

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exos import native as native  # first: it picks the build of the modules below (exos/native.py)
 from exos.book import Book
 from exos.engine import Engine, EngineError
 from exos.errors import BookError, BookInputError, BuildError, ExosError

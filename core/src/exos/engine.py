@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from exos import commands as C
+from exos import native
 from exos.agents import AgentBook
 from exos.book import REFUSED, RESTED, Book
 from exos.commands import Command, Kind, Status
@@ -147,6 +148,7 @@ class Engine:
 
     def __init__(self, manifest: Manifest, plugins: Plugins) -> None:
         """An engine at genesis: the manifest's assets and markets are listed, nothing else has happened."""
+        native.report()  # a missing or stale mypyc build runs the sources, slower: say so once
         self.manifest = manifest
         self.plugins = plugins
         self.admins = frozenset(manifest.venue.admins)
@@ -217,9 +219,6 @@ class Engine:
             int(Kind.ORACLE_UPDATE): self._oracle_update,
         }
         self._genesis()
-        margin_spec = manifest.margin
-        if self.margin is None and (margin_spec.groups or margin_spec.collateral):
-            self._start_margin()
 
     @classmethod
     def from_manifest(cls, path: str | Path, *, journal: str | Path | None = None, files: Any = None) -> Engine:
@@ -249,6 +248,9 @@ class Engine:
                 self._add_market(spec, C.canonical_json(table))
             except Rejection as rejection:
                 raise EngineError(f"{self.manifest.source}: {rejection.message}", code=rejection.code) from None
+        margin_spec = self.manifest.margin
+        if self.margin is None and (margin_spec.groups or margin_spec.collateral):  # no margined market started it
+            self._start_margin()
 
     def _start_margin(self) -> None:
         """Unified margin, once a venue has a margined market or a [margin] table (it opens the groups' accounts)."""

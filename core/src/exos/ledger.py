@@ -197,7 +197,7 @@ class Ledger:
     @classmethod
     def load(cls, data: bytes, fee_address: bytes) -> tuple[Ledger, int]:
         """Rebuild a ledger from `dump` bytes; returns it and the number of bytes read."""
-        ledger = cls.__new__(cls)
+        ledger = cls(fee_address)  # its fields are all replaced below (no __new__: mypyc compiles this class)
         ledger.assets, ledger.asset_ids = [], {}
         ledger.accounts, ledger.account_ids, ledger.masters, ledger.master_ids = [], {}, [], {}
         ledger.available, ledger.locked, ledger.deposits, ledger.withdrawals = [], [], [], []

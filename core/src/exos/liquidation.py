@@ -526,8 +526,16 @@ class _Ranking:
             index += 1
 
 
-class _Raw(str):
+class _Raw:
     """A JSON fragment an event's detail embeds as it is (an account object)."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json: str) -> None:
+        self.json = json
+
+    def __str__(self) -> str:
+        return self.json
 
 
 def margin_market(ms: MarketState) -> Any:

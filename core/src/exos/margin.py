@@ -23,11 +23,9 @@ All amounts are integers in smallest units; every derived value rounds against t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
-
-from exos.protocols import API_VERSION
 
 if TYPE_CHECKING:
     from exos.engine import Engine, MarketState
@@ -35,19 +33,6 @@ if TYPE_CHECKING:
 
 _BPS = 10_000
 _FINE = 10**9  # the stable price and its EMA keep 9 more digits than the feed: a floor at whole units would stall them
-
-
-class FullyCollateralised:
-    """The `MarginProvider` of a fully collateralised market type: an account needs exactly what its orders lock.
-
-    A market type's plugin subclasses it with its own `name` (spot, prediction)."""
-
-    api_version = API_VERSION
-    name = ""
-
-    def requirement(self, account: int, locks: Mapping[int, int]) -> dict[int, int]:
-        """Per asset, the account's locked balance."""
-        return {asset: amount for asset, amount in locks.items() if amount}
 
 
 def order_locks(engine: Engine, account: int, market_type: str) -> dict[int, int]:

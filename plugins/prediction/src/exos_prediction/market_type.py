@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from exos.commands import canonical_json
-from exos.margin import FullyCollateralised
 from exos.protocols import API_VERSION, EngineView, FeeModel, MarketInfo
+from exos.providers import FullyCollateralised
 from exos_prediction.market import BinaryMarket
 from exos_prediction.outcome_event import OutcomeEvent
 

@@ -7,8 +7,8 @@ and many partial fills cost exactly what one fill would.
 
 from __future__ import annotations
 
-from exos.margin import FullyCollateralised
 from exos.protocols import API_VERSION, FeeModel, FillSide, LedgerContext, MarketInfo, OrderRejection
+from exos.providers import FullyCollateralised
 
 BUY = 0
 TAKER_SLOT, MAKER_SLOT = 1, 2
