@@ -16,7 +16,7 @@ import struct
 import tomllib
 from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -45,6 +45,9 @@ from exos.protocols import (
 )
 from exos.timers import TimerKind, TimerQueue
 from exos.types import ANY_OWNER, Level, Reason
+
+if TYPE_CHECKING:
+    from exos.margin import UnifiedMargin
 
 ENGINE_VERSION = "0.1.0"
 STATE_MAGIC = b"EXOSSTATE1"
@@ -197,7 +200,7 @@ class Engine:
         self._journal_dir: Path | None = None
         self._failed: BaseException | None = None
         self.recovery: Any = None
-        self.margin: Any = None  # exos.margin.UnifiedMargin, for venues with margined markets or a [margin] table
+        self.margin: UnifiedMargin | None = None  # for venues with margined markets or a [margin] table
         self._tick_scales: dict[tuple[int, str], tuple[int, int]] = {}  # feed_scale's, per (market, feed)
         self._handlers = {
             int(Kind.DEPOSIT): self._deposit,
@@ -541,10 +544,18 @@ class Engine:
             self._settle_urgent(seq, base, out)
         out.append((seq, len(out) - base, _USER, _DONE, True))
 
+    def unified_margin(self) -> UnifiedMargin:
+        """The venue's unified margin; EngineError(NO_MARGIN) on a venue with no margined market nor [margin] table."""
+        margin = self.margin
+        if margin is None:
+            raise EngineError("this venue has no unified margin (no margined market, no [margin] table)",
+                              code="NO_MARGIN")  # fmt: skip
+        return margin
+
     def _settle_urgent(self, seq: int, base: int, out: list[RawEvent]) -> None:
         """A liquidation pass over the accounts this command flagged (derived inside it, cause liquidation)."""
         try:
-            self.margin.liquidator.run(seq, base, out, [], [])
+            self.unified_margin().liquidator.run(seq, base, out, [], [])
         except Exception as exc:
             self._failed = exc
             raise EngineError(f"command {seq}: liquidation failed ({type(exc).__name__}: {exc}); the engine stopped",
@@ -617,7 +628,7 @@ class Engine:
 
     def _require_margin(self, account: int, asset: int, amount: int, what: str) -> None:
         """Refuse to commit `amount` more of a risk group's margin than the account has free."""
-        free = self.margin.free_initial(account, asset)
+        free = self.unified_margin().free_initial(account, asset)
         if free < amount:
             raise Rejection("INSUFFICIENT_MARGIN", f"{self.ledger.assets[asset].symbol}: {what} needs {amount} of "
                             f"initial margin, the account has {free} free")  # fmt: skip
@@ -625,25 +636,26 @@ class Engine:
     def _spends_margin(self, account: int, asset: int, amount: int, what: str) -> None:
         """A spot or outcome order that locks a risk group's settlement asset spends what backs the account's
         positions (or its debt): it must leave the initial requirement covered (INSUFFICIENT_MARGIN otherwise)."""
-        margin = self.margin
+        margin = self.unified_margin()
         exposed = amount > 0 and asset in margin.groups and margin.exposed(account)
         if exposed and not margin.covers_initial(account, asset, amount):
             self._require_margin(account, asset, amount, what)
 
     def _withdrawable(self, account: int, asset: int, amount: int, what: str) -> None:
         """Refuse a withdrawal or transfer that would leave less than max(initial margin, floor × notional) covered."""
+        margin = self.unified_margin()
         column = self.ledger.available[asset]
         column[account] -= amount  # measured as if done, then undone: nothing changes before the verdict
         try:
-            short = [(group, free) for group in self.margin.groups_of(account)
-                     if (free := self.margin.free_withdraw(account, group.asset)) < 0]  # fmt: skip
+            short = [(group, free) for group in margin.groups_of(account)
+                     if (free := margin.free_withdraw(account, group.asset)) < 0]  # fmt: skip
         finally:
             column[account] += amount
         if short:
             group, free = short[0]
             raise Rejection("INSUFFICIENT_MARGIN", f"{what}: {amount} {self.ledger.assets[asset].symbol} would leave "
                             f"{group.symbol} margin {free} short of max(initial margin, "
-                            f"{self.margin.withdraw_floor_bps} bp of notional); unrealised gains stay until "
+                            f"{margin.withdraw_floor_bps} bp of notional); unrealised gains stay until "
                             "realised")  # fmt: skip
 
     def _admin(self, fields: tuple[Any, ...]) -> None:
@@ -770,7 +782,7 @@ class Engine:
         ledger = self.ledger
         available = ledger.available[asset]
         if ms.margined:  # the margin may come from anything the account holds: unified margin decides
-            if amount and not self.margin.covers_initial(account, asset, amount):
+            if amount and not self.unified_margin().covers_initial(account, asset, amount):
                 self._require_margin(account, asset, amount, "order")  # raises, naming what is free
         elif available[account] < amount:
             raise Rejection(
@@ -1351,7 +1363,8 @@ class Engine:
 
     def _feed_moved(self, name: str, now: int, seq: int, base: int, out: list[RawEvent]) -> None:
         """A feed published or went stale: marks and collateral prices follow it, then one liquidation pass."""
-        markets, collateral = self.margin.on_feed(name, self.oracles[name].value(now), now)
+        margin = self.unified_margin()
+        markets, collateral = margin.on_feed(name, self.oracles[name].value(now), now)
         moved = []
         for ms in markets:
             market = ms.market
@@ -1360,9 +1373,9 @@ class Engine:
             if market.on_oracle(oracle, external, now):
                 moved.append(ms)
         if moved:
-            self.margin.epoch += 1  # every position's cached initial terms are stale now
-        if moved or collateral or self.margin.liquidator.urgent:
-            self.margin.liquidator.run(seq, base, out, moved, collateral)
+            margin.epoch += 1  # every position's cached initial terms are stale now
+        if moved or collateral or margin.liquidator.urgent:
+            margin.liquidator.run(seq, base, out, moved, collateral)
 
     def _feed_ticks(self, ms: MarketState, feed: str, now: int) -> int | None:
         """A feed's price at `now` in a market's ticks (rounded half up), or None while it is stale."""

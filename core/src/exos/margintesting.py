@@ -202,7 +202,8 @@ class MarginedMarketContract:
         assert market.holders() == sorted([(long_account, size), (short_account, -size)])
         for address, account in venue.open_positions():
             assert venue.locked(address) == 0
-            assert market in venue.engine.margin.positions.get(account, ()), "position_opened was not reported"
+            held = venue.engine.unified_margin().positions.get(account, ())
+            assert market in held, "position_opened was not reported"
 
     def test_the_terms_agree(self, venue: _Driver, margined_case: MarginedCase) -> None:
         """For a cross position: initial_terms = uPnL − IM and maintenance_terms = (uPnL, MM) of `terms`, MM <= IM
@@ -254,7 +255,7 @@ class MarginedMarketContract:
         assert market.holders() == []
         for _, account in venue.open_positions():
             assert market.size_of(account) == 0
-            assert market not in venue.engine.margin.positions.get(account, ())
+            assert market not in venue.engine.unified_margin().positions.get(account, ())
 
     def test_the_same_commands_give_the_same_state_through_a_snapshot(
         self, venue: _Driver, margined_case: MarginedCase

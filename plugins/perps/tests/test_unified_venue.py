@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exos.engine import Engine
+from exos.engine import Engine, EngineError
 from exos.recovery import replay_directory
 from exos_perps.simulation import Run, report
 
@@ -56,3 +56,13 @@ class TestUnifiedVenue:
         assert done.returncode == 0, done.stdout + done.stderr
         assert "invariants hold" in done.stdout
         assert "ADL:" in done.stdout and "state hash:" in done.stdout
+
+
+def test_unified_margin_is_reachable_only_where_it_runs() -> None:
+    """A margined venue hands its unified margin to a host app; a spot-only venue says it has none (NO_MARGIN)."""
+    margined = Engine.from_manifest(EXAMPLE)
+    assert margined.unified_margin() is margined.margin and margined.margin is not None
+    spot = Engine.from_manifest(EXAMPLE.parent / "spot.toml")
+    with pytest.raises(EngineError) as refused:
+        spot.unified_margin()
+    assert refused.value.code == "NO_MARGIN" and spot.margin is None

@@ -114,16 +114,16 @@ class Venue:
 
     def equity(self, address: bytes) -> int:
         """Cross equity in the USD group."""
-        return int(self.engine.margin.equity(self.account(address), 0))
+        return int(self.engine.unified_margin().equity(self.account(address), 0))
 
     def maintenance(self, address: bytes) -> tuple[int, int]:
         """(equity, maintenance margin) in the USD group."""
-        equity, mm = self.engine.margin.maintenance(self.account(address), 0)
+        equity, mm = self.engine.unified_margin().maintenance(self.account(address), 0)
         return int(equity), int(mm)
 
     def free(self, address: bytes) -> int:
         """Free initial margin in the USD group."""
-        return int(self.engine.margin.free_initial(self.account(address), 0))
+        return int(self.engine.unified_margin().free_initial(self.account(address), 0))
 
     def rejection(self) -> str | None:
         """The code of the last command's rejection, or None."""
