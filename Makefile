@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.exos-installed
-# exos.native.COMPILED: mypyc compiles them at install, so a change rebuilds (a stale build would run them as Python)
+# exos.native.COMPILED: mypyc compiles them at install; after a change, the targets that run the engine rebuild the
+# core alone (a stale build runs them as Python, slower), and the lint does not wait for it
 COMPILED_CORE := $(foreach name,book engine ledger liquidation margin,core/src/exos/$(name).py) core/src/exos/native.py
+CORE_BUILD := $(VENV)/.exos-core-compiled
 CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h) \
-	$(COMPILED_CORE) \
 	plugins/spot/pyproject.toml plugins/prediction/pyproject.toml plugins/compliance/pyproject.toml \
 	plugins/oracles/pyproject.toml plugins/perps/pyproject.toml plugins/perps/setup.py plugins/perps/src/exos_perps/market.py
 
@@ -17,18 +18,23 @@ $(STAMP): requirements/dev.txt $(CORE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./core -e ./plugins/spot -e ./plugins/prediction -e ./plugins/compliance -e ./plugins/oracles -e ./plugins/perps
+	@touch $@ $(CORE_BUILD)
+
+# the build requirements are pinned in requirements/dev.txt, so the rebuild needs no isolated environment
+$(CORE_BUILD): $(STAMP) $(COMPILED_CORE)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e ./core
 	@touch $@
 
-demo: $(STAMP)
+demo: $(CORE_BUILD)
 	$(BIN)/exos serve examples/worldcup-2026.toml --journal .exos/worldcup-journal
 
-spot-demo: $(STAMP)
+spot-demo: $(CORE_BUILD)
 	$(BIN)/exos simulate examples/spot.toml --orders 200000 --seed 42
 
-worldcup: $(STAMP)
+worldcup: $(CORE_BUILD)
 	$(BIN)/exos simulate examples/worldcup-2026.toml --seed 7
 
-unified: $(STAMP)
+unified: $(CORE_BUILD)
 	$(BIN)/exos simulate examples/unified.toml --seed 7
 
 test: $(STAMP) ctest pytest
@@ -38,7 +44,7 @@ ctest:
 
 # then the engine's and the perpetuals' tests again as Python (the first pass ran their mypyc builds: exos.native,
 # exos_perps._market_c); test_native.py and test_compiled.py choose each build themselves and ran both already
-pytest: $(STAMP)
+pytest: $(CORE_BUILD)
 	$(BIN)/python -m pytest
 	EXOS_PURE_PYTHON=1 $(BIN)/python -m pytest -q core/tests plugins/perps/tests \
 		--ignore=core/tests/test_native.py --ignore=plugins/perps/tests/test_compiled.py
@@ -48,7 +54,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check core/src core/tests tests bench plugins
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(CORE_BUILD)
 	$(BIN)/python bench/book_bench.py --n 1000000 --runs 3 --write bench/results.json
 	$(BIN)/python bench/engine_bench.py --n 1000000 --write bench/engine_results.json
 	$(BIN)/python bench/prediction_bench.py --n 1000000 --write bench/results.json
