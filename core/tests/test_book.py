@@ -6,7 +6,7 @@ import pytest
 from exos._book import lib
 
 from exos import types
-from exos.book import Book
+from exos.book import RESTED, Book
 from exos.errors import BookError, BookInputError
 from exos.types import EventType, Reason, Side, TimeInForce
 
@@ -164,3 +164,23 @@ class TestSinkGrowth:
         assert book.cancel_engine(2000)[:3] == (Side.BUY, 50, 5)
         result = book.place_engine(2001, 3, Side.BUY, 51, 2, 0, 0, 0, 0, None, 9, 0, 0, 0)
         assert result[1:3] == (book.seq - 1, 2)
+
+
+class TestEngineSummaries:
+    def test_they_match_the_full_events_of_a_twin_book(self) -> None:
+        """place_engine's resting summary and cancel_engine's tuple (read in one unpack each) equal the fields of
+        the events the public API decodes for the same orders on a twin book, slot 3 included."""
+        fast, full = Book(), Book()
+        for oid, (side, price, size, slot3) in enumerate(
+            [(Side.BUY, 100, 3, 7), (Side.BUY, 100, 4, 2**63 + 5), (Side.SELL, 105, 6, 0), (Side.SELL, 104, 1, 1)],
+            start=1,
+        ):
+            summary = fast.place_engine(oid, 9, side, price, size, 0, 0, 0, 0, None, 9, 0, 0, slot3)
+            accepted, level = full.place(oid, 9, side, price, size, slots=(9, 0, 0, slot3))
+            assert level.type == EventType.L2
+            assert summary == (RESTED, accepted.seq, level.size, level.remaining, level.seq)
+        for oid in (2, 3, 1):
+            summary = fast.cancel_engine(oid)
+            cancelled, level = full.cancel(oid)
+            assert summary == (cancelled.side, cancelled.price, cancelled.remaining, cancelled.seq, level.size,
+                               level.remaining, level.seq, cancelled.slots[3])  # fmt: skip

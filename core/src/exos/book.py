@@ -53,6 +53,11 @@ _L2, _REJECTED = int(EventType.L2), int(EventType.REJECTED)
 # exos_event as laid out in book_cdef.h: seq, cmd, type, side, reason, flags, then eight 8-byte fields
 # and four slots. One unpack per event is several times cheaper than reading cdata fields one by one.
 _EVENT = struct.Struct("<QIBBBBQQqqqQQQ4Q")
+# the summaries of the engine's two commonest calls, read in one unpack each (see place_engine, cancel_engine):
+# an event's (seq, type, size, remaining), and a cancel's two events' (seq, side, price, remaining, slot 3; seq,
+# size, remaining); the offsets are those of _EVENT's fields
+_LEVEL = struct.Struct("<Q4xB27xqq")
+_CANCELLED = struct.Struct("<Q5xB18xq8xq48xQQ32xqq")
 RAW_EVENT_FIELDS = (
     "seq", "cmd", "type", "side", "reason", "flags", "order_id", "owner", "price", "size", "remaining",
     "maker_id", "maker_owner", "trade_id", "slot0", "slot1", "slot2", "slot3",
@@ -183,29 +188,22 @@ class Book:
         )  # fmt: skip
         if n > self._view_cap:
             self._remap()
-        ev = self._ev
         if n == 2:
-            level = ev[1]
-            if level.type == _L2:
-                return (RESTED, level.seq - 1, level.size, level.remaining, level.seq)
-        elif n == 1 and ev[0].type == _REJECTED:
-            return (REFUSED, ev[0].reason)
+            seq, kind, size, count = _LEVEL.unpack_from(self._view, _EVENT.size)
+            if kind == _L2:
+                return (RESTED, seq - 1, size, count, seq)
+        elif n == 1 and self._ev[0].type == _REJECTED:
+            return (REFUSED, self._ev[0].reason)
         return (EVENTS, self._raw(n))
 
-    def cancel_engine(self, order_id: int) -> tuple[int, int, int, int, int, int, int]:
+    def cancel_engine(self, order_id: int) -> tuple[int, int, int, int, int, int, int, int]:
         """cancel() of an open order for the engine's hot path.
 
-        Returns (side, price, cancelled size, seq, level size, level count, level seq); the caller
-        knows the order is open. The cancelled order's slot 3 is then `last_cancelled_slot3()`."""
+        Returns (side, price, cancelled size, seq, level size, level count, level seq, the order's slot 3); the
+        caller knows the order is open."""
         lib.exos_book_cancel(self._book, order_id, ANY_OWNER, False)
-        ev = self._ev  # two events never outgrow the sink
-        cancelled, level = ev[0], ev[1]
-        return (cancelled.side, cancelled.price, cancelled.remaining, cancelled.seq, level.size, level.remaining,
-                level.seq)  # fmt: skip
-
-    def last_cancelled_slot3(self) -> int:
-        """Slot 3 of the order `cancel_engine` just cancelled (an outcome market's token); read only when needed."""
-        return int(self._ev[0].slots[3])
+        seq, side, price, cancelled, slot3, level_seq, size, count = _CANCELLED.unpack_from(self._view)  # 2 events fit
+        return (side, price, cancelled, seq, size, count, level_seq, slot3)
 
     def order_slot(self, order_id: int, index: int) -> int | None:
         """Slot `index` of an open order, or None if no order with that id is open."""

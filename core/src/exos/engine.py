@@ -1154,10 +1154,8 @@ class Engine:
                 return
             raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order {order_id}")
         book = ms.book
-        side, price, cancelled, cancel_seq, level_size, level_count, level_seq = book.cancel_engine(order_id)
-        asset, amount = ms.market.lock_requirement(
-            side, price, cancelled, book.last_cancelled_slot3() if ms.classed else 0
-        )
+        side, price, cancelled, cancel_seq, level_size, level_count, level_seq, slot3 = book.cancel_engine(order_id)
+        asset, amount = ms.market.lock_requirement(side, price, cancelled, slot3 if ms.classed else 0)
         ledger.locked[asset][account] -= amount
         ledger.available[asset][account] += amount
         address, sub = ledger.accounts[account]
