@@ -3,6 +3,7 @@ both builds do exactly the same: the example venues' simulations print the same 
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import os
 import re
@@ -41,15 +42,15 @@ def test_this_run_uses_the_build_it_asked_for() -> None:
     assert native.why_sources() is None, "reinstall exos (make rebuilds it)"
     assert native.compiled() and native.reason() is None
     for name in native.COMPILED:
-        module = sys.modules.get(f"exos.{name}") or __import__(f"exos.{name}", fromlist=["_"])
+        module = importlib.import_module(f"exos.{name}")
         assert str(module.__file__).endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), name
 
 
 @pytest.fixture
 def installed_copy(tmp_path: Path) -> Path:
     """A copy of the installed package with its compiled group, to edit: the directory to put first on the path."""
-    if native.why_sources() is not None:
-        pytest.skip(f"no whole mypyc build to copy: {native.why_sources()}")
+    if (why := native.why_sources()) is not None:
+        pytest.skip(f"no whole mypyc build to copy: {why}")
     shutil.copytree(native.HERE, tmp_path / "exos", ignore=shutil.ignore_patterns("__pycache__"))
     for group in native.HERE.parent.glob("exos__mypyc*"):
         shutil.copy2(group, tmp_path)

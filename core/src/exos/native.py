@@ -77,7 +77,7 @@ def select() -> None:
     """Run the extensions if the build is whole and wanted, else the sources (before the modules first import)."""
     if _finder() is not None:
         return
-    reason = "EXOS_PURE_PYTHON is set" if os.environ.get(PURE_ENV) else why_sources()
+    reason = f"{PURE_ENV} is set" if os.environ.get(PURE_ENV) else why_sources()
     if reason is not None:
         sys.meta_path.insert(0, _Sources(reason))
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from exos.engine import Engine
+from exos.native import PURE_ENV
 from exos.protocols import MarketInfo
 from exos_perps import market
 from exos_perps.market_type import PerpMarketType, implementation
@@ -28,9 +29,9 @@ def test_the_compiled_market_is_built_from_this_market_py() -> None:
 def _choose(pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Markets listed from now on are the Python (`pure`) or the compiled one."""
     if pure:
-        monkeypatch.setenv("EXOS_PURE_PYTHON", "1")
+        monkeypatch.setenv(PURE_ENV, "1")
     else:
-        monkeypatch.delenv("EXOS_PURE_PYTHON", raising=False)
+        monkeypatch.delenv(PURE_ENV, raising=False)
 
 
 def _simulated(pure: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, Any]]:

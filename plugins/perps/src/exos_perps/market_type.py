@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from exos.native import PURE_ENV
 from exos.protocols import API_VERSION, EngineView, FeeModel, MarketInfo
 from exos_perps import market
 from exos_perps.config import parse
@@ -73,7 +74,7 @@ class PerpMarketType:
         config = parse(info.params, lot_units=info.lot_units, base_decimals=info.base_decimals,
                        quote_decimals=info.quote_decimals)  # fmt: skip
         view: Any = self.view
-        return implementation(bool(os.environ.get("EXOS_PURE_PYTHON")))(info, fees, config, view)
+        return implementation(bool(os.environ.get(PURE_ENV)))(info, fees, config, view)
 
 
 class PerpMargin:
