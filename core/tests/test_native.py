@@ -116,3 +116,50 @@ def test_the_compiled_and_the_python_build_agree(name: str) -> None:
         outputs.append(timed)
     assert "state hash: " in outputs[0]
     assert outputs[0] == outputs[1]
+
+
+def test_the_compiled_modules_literals_equal_what_they_stand_for() -> None:
+    """The engine and the book write some enum values and flags as Final literals (mypyc folds those into its
+    code); each must equal the member it stands for, in either build."""
+    from exos import book, commands, engine
+    from exos.commands import Status
+    from exos.events import Cause, EventKind
+    from exos.timers import TimerKind
+    from exos.types import ANY_OWNER, EventFlag, EventType
+
+    expected = {
+        (engine, "_FLAG_POST_ONLY"): commands.FLAG_POST_ONLY,
+        (engine, "_FLAG_HAS_CLIENT_ID"): commands.FLAG_HAS_CLIENT_ID,
+        (engine, "_FLAG_REDUCE_ONLY"): commands.FLAG_REDUCE_ONLY,
+        (engine, "_REDUCE_ONLY_STATUS"): Status.REDUCE_ONLY,
+        (engine, "_HALTED_STATUS"): Status.HALTED,
+        (engine, "_USER"): Cause.USER,
+        (engine, "_SYSTEM"): Cause.SYSTEM,
+        (engine, "_SETTLEMENT"): Cause.SETTLEMENT,
+        (engine, "_ACCEPTED"): EventKind.ORDER_ACCEPTED,
+        (engine, "_FILL"): EventKind.FILL,
+        (engine, "_CANCELLED"): EventKind.ORDER_CANCELLED,
+        (engine, "_EXPIRED"): EventKind.ORDER_EXPIRED,
+        (engine, "_AMENDED"): EventKind.ORDER_AMENDED,
+        (engine, "_DELTA"): EventKind.BOOK_DELTA,
+        (engine, "_REJECTED"): EventKind.REJECTED,
+        (engine, "_DONE"): EventKind.COMMAND_DONE,
+        (engine, "_DELAYED"): EventKind.ORDER_DELAYED,
+        (engine, "_MARKET_TIMER"): TimerKind.MARKET,
+        (engine, "_DELAYED_TIMER"): TimerKind.DELAYED_ORDER,
+        (engine, "_B_ACCEPTED"): EventType.ACCEPTED,
+        (engine, "_B_REJECTED"): EventType.REJECTED,
+        (engine, "_B_FILL"): EventType.FILL,
+        (engine, "_B_CANCELLED"): EventType.CANCELLED,
+        (engine, "_B_EXPIRED"): EventType.EXPIRED,
+        (engine, "_B_AMENDED"): EventType.AMENDED,
+        (engine, "_B_L2"): EventType.L2,
+        (engine, "_MAKER_DONE"): EventFlag.MAKER_DONE,
+        (engine, "_TAKER_DONE"): EventFlag.TAKER_DONE,
+        (book, "_L2"): EventType.L2,
+        (book, "_REJECTED"): EventType.REJECTED,
+        (book, "_ANY_OWNER"): ANY_OWNER,
+    }
+    for (module, name), member in expected.items():
+        value = getattr(module, name)
+        assert type(value) is int and value == int(member), f"{module.__name__}.{name} = {value!r}, not {member!r}"

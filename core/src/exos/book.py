@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from exos.bookdump import parse_dump
 from exos.errors import BookError, BookInputError, BuildError
@@ -46,18 +46,24 @@ except ImportError as exc:  # pragma: no cover - only without a build
 _EVENT_TYPES: dict[int, EventType] = {int(t): t for t in EventType}
 _REASONS: dict[int, Reason] = {int(r): r for r in Reason}
 _MESSAGE_LEN = 160
-RESTED, REFUSED, EVENTS = 0, 1, 2
-_L2, _REJECTED = int(EventType.L2), int(EventType.REJECTED)
+# Final literals: the compiled engine folds them in rather than looking them up per order
+RESTED: Final = 0
+REFUSED: Final = 1
+EVENTS: Final = 2
+_L2: Final = 7  # EventType.L2 (core/tests/test_native.py checks these literals)
+_REJECTED: Final = 2  # EventType.REJECTED
+_ANY_OWNER: Final = 2**64 - 1  # exos.types.ANY_OWNER
 
 
 # exos_event as laid out in book_cdef.h: seq, cmd, type, side, reason, flags, then eight 8-byte fields
 # and four slots. One unpack per event is several times cheaper than reading cdata fields one by one.
-_EVENT = struct.Struct("<QIBBBBQQqqqQQQ4Q")
+_EVENT: Final = struct.Struct("<QIBBBBQQqqqQQQ4Q")
+_EVENT_SIZE: Final = _EVENT.size
 # the summaries of the engine's two commonest calls, read in one unpack each (see place_engine, cancel_engine):
 # an event's (seq, type, size, remaining), and a cancel's two events' (seq, side, price, remaining, slot 3; seq,
 # size, remaining); the offsets are those of _EVENT's fields
-_LEVEL = struct.Struct("<Q4xB27xqq")
-_CANCELLED = struct.Struct("<Q5xB18xq8xq48xQQ32xqq")
+_LEVEL: Final = struct.Struct("<Q4xB27xqq")
+_CANCELLED: Final = struct.Struct("<Q5xB18xq8xq48xQQ32xqq")
 RAW_EVENT_FIELDS = (
     "seq", "cmd", "type", "side", "reason", "flags", "order_id", "owner", "price", "size", "remaining",
     "maker_id", "maker_owner", "trade_id", "slot0", "slot1", "slot2", "slot3",
@@ -116,7 +122,8 @@ class Book:
     """One market's order book in C: price-time priority over sparse integer prices."""
 
     __slots__ = (
-        "_book", "_ev", "_info", "_message", "_sink", "_slot_out", "_view", "_view_cap", "max_levels", "max_orders",
+        "_book", "_c_cancel", "_c_get_slot", "_c_null", "_c_place4", "_ev", "_info", "_message", "_sink", "_slot_out",
+        "_view", "_view_cap", "max_levels", "max_orders",
     )  # fmt: skip
 
     def __init__(self, max_orders: int = DEFAULT_MAX_ORDERS, max_levels: int = DEFAULT_MAX_LEVELS) -> None:
@@ -139,6 +146,11 @@ class Book:
         self._info = ffi.new("exos_order_info *")
         self._slot_out = ffi.new("uint64_t *")
         self._message = ffi.new("char[]", _MESSAGE_LEN)
+        # the hot path's C functions, bound once: a call then skips the module lookup and cffi's getattr
+        self._c_place4 = lib.exos_book_place4
+        self._c_cancel = lib.exos_book_cancel
+        self._c_get_slot = lib.exos_book_get_slot
+        self._c_null = ffi.NULL
         self.max_orders: int = lib.exos_book_max_orders(self._book)
         self.max_levels: int = lib.exos_book_max_levels(self._book)
 
@@ -182,14 +194,14 @@ class Book:
 
         Returns (RESTED, accepted seq, level size, level count, level seq) when the order rested without
         trading, (REFUSED, reason) when the book rejected it, else (EVENTS, raw event tuples)."""
-        n = lib.exos_book_place4(
+        n = self._c_place4(
             self._book, order_id, owner, side, price, size, tif, flags, stp, expiry,
-            ffi.NULL if client_id is None else client_id, s0, s1, s2, s3,
+            self._c_null if client_id is None else client_id, s0, s1, s2, s3,
         )  # fmt: skip
         if n > self._view_cap:
             self._remap()
         if n == 2:
-            seq, kind, size, count = _LEVEL.unpack_from(self._view, _EVENT.size)
+            seq, kind, size, count = _LEVEL.unpack_from(self._view, _EVENT_SIZE)
             if kind == _L2:
                 return (RESTED, seq - 1, size, count, seq)
         elif n == 1 and self._ev[0].type == _REJECTED:
@@ -201,14 +213,14 @@ class Book:
 
         Returns (side, price, cancelled size, seq, level size, level count, level seq, the order's slot 3); the
         caller knows the order is open."""
-        lib.exos_book_cancel(self._book, order_id, ANY_OWNER, False)
+        self._c_cancel(self._book, order_id, _ANY_OWNER, False)
         seq, side, price, cancelled, slot3, level_seq, size, count = _CANCELLED.unpack_from(self._view)  # 2 events fit
         return (side, price, cancelled, seq, size, count, level_seq, slot3)
 
     def order_slot(self, order_id: int, index: int) -> int | None:
         """Slot `index` of an open order, or None if no order with that id is open."""
         out = self._slot_out
-        return int(out[0]) if lib.exos_book_get_slot(self._book, order_id, index, out) else None
+        return int(out[0]) if self._c_get_slot(self._book, order_id, index, out) else None
 
     def cancel_raw(self, order_id: int, owner: int, expired: bool) -> list[tuple[Any, ...]]:
         """cancel() without range checks or attrs."""

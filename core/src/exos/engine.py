@@ -16,7 +16,7 @@ import struct
 import tomllib
 from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -26,8 +26,8 @@ from exos.agents import AgentBook
 from exos.book import REFUSED, RESTED, Book
 from exos.commands import Command, Kind, Status
 from exos.errors import ExosError
-from exos.events import Cause, EventKind, RawEvent, decode_all
 from exos.events import Event as PublicEvent
+from exos.events import EventKind, RawEvent, decode_all
 from exos.ledger import Ledger, SettlementContext
 from exos.manifest import ASSET_SYMBOL, AssetSpec, Manifest, MarketSpec, parse_market_table
 from exos.marketctx import Context, View
@@ -51,23 +51,39 @@ if TYPE_CHECKING:
 
 ENGINE_VERSION = "0.1.0"
 STATE_MAGIC = b"EXOSSTATE1"
-_I64_MAX = 2**63 - 1
+_I64_MAX: Final = 2**63 - 1
 _I128_MAX = 2**127 - 1  # every balance is bounded by its asset's total deposits
-_USER, _SYSTEM, _SETTLEMENT = int(Cause.USER), int(Cause.SYSTEM), int(Cause.SETTLEMENT)
-_ACCEPTED = int(EventKind.ORDER_ACCEPTED)
-_FILL = int(EventKind.FILL)
-_CANCELLED = int(EventKind.ORDER_CANCELLED)
-_EXPIRED = int(EventKind.ORDER_EXPIRED)
-_AMENDED = int(EventKind.ORDER_AMENDED)
-_DELTA = int(EventKind.BOOK_DELTA)
-_REJECTED = int(EventKind.REJECTED)
-_DONE = int(EventKind.COMMAND_DONE)
-_MARKET_TIMER = int(TimerKind.MARKET)
-_DELAYED_TIMER = int(TimerKind.DELAYED_ORDER)
-_DELAYED = int(EventKind.ORDER_DELAYED)
+# Literals, Final: the compiled engine folds them into its code, where a plain module global costs a dict lookup
+# at every use. Each equals the enum member its name says (core/tests/test_native.py checks them all).
+_FLAG_POST_ONLY: Final = 1  # commands.FLAG_*
+_FLAG_HAS_CLIENT_ID: Final = 2
+_FLAG_REDUCE_ONLY: Final = 4
+_REDUCE_ONLY_STATUS: Final = 2  # Status.REDUCE_ONLY
+_HALTED_STATUS: Final = 3  # Status.HALTED
+_USER: Final = 0  # Cause.*
+_SYSTEM: Final = 1
+_SETTLEMENT: Final = 3
+_ACCEPTED: Final = 1  # EventKind.*
+_FILL: Final = 2
+_CANCELLED: Final = 3
+_EXPIRED: Final = 4
+_AMENDED: Final = 5
+_DELTA: Final = 6
+_REJECTED: Final = 13
+_DONE: Final = 14
+_DELAYED: Final = 16
+_MARKET_TIMER: Final = 2  # TimerKind.*
+_DELAYED_TIMER: Final = 3
 # book event types (docs/book.md)
-_B_ACCEPTED, _B_REJECTED, _B_FILL, _B_CANCELLED, _B_EXPIRED, _B_AMENDED, _B_L2 = 1, 2, 3, 4, 5, 6, 7
-_MAKER_DONE, _TAKER_DONE = 1, 2
+_B_ACCEPTED: Final = 1
+_B_REJECTED: Final = 2
+_B_FILL: Final = 3
+_B_CANCELLED: Final = 4
+_B_EXPIRED: Final = 5
+_B_AMENDED: Final = 6
+_B_L2: Final = 7
+_MAKER_DONE: Final = 1
+_TAKER_DONE: Final = 2
 _REASON_NAMES = {int(r): r.name for r in Reason}
 _STATUS_NAMES = {int(s): s.name.lower() for s in Status}
 _ALL_MARKETS_KEY = b""
@@ -102,27 +118,40 @@ def _key(name: str, width: int) -> bytes:
     return name.encode().ljust(width, b"\0")
 
 
-@attrs.define(eq=False)
 class MarketState:
-    """A listed market: its book, its plugin object and the facts the order path needs."""
+    """A listed market: its book, its plugin object and the facts the order path needs.
 
-    index: int
-    name: str
-    market_type: str
-    spec_json: bytes
-    info: MarketInfo
-    market: Market
-    book: Book
-    status: int
-    checks: list[OrderCheck]
-    base_symbol: str
-    quote_symbol: str
-    outcomes: int = 1  # a market with outcomes (binary: 2) serves them from its one book
-    manages_status: bool = False  # the market type drives the status (SetMarketStatus is refused)
-    delays: bool = False  # the market has a `taker_delay_ms` (ms a marketable order waits now; 0: none)
-    policies: tuple[Any, ...] = ()  # compliance policies its orders pass: the venue's, then its own
-    margined: bool = False  # its orders reserve margin (a `MarginedMarket`: perpetuals)
-    classed: bool = False  # its orders' slot 3 matters to their locks (an outcome, or a margined order's class)
+    A plain class, not attrs: mypyc compiles it to a native struct, so the order path reads its fields
+    directly rather than through Python attribute lookups."""
+
+    def __init__(
+        self, *, index: int, name: str, market_type: str, spec_json: bytes, info: MarketInfo, market: Market,
+        book: Book, status: int, checks: list[OrderCheck], base_symbol: str, quote_symbol: str, outcomes: int = 1,
+        manages_status: bool = False, delays: bool = False, policies: tuple[Any, ...] = (), margined: bool = False,
+    ) -> None:  # fmt: skip
+        """A market's state as listing builds it."""
+        self.index = index
+        self.name = name
+        self.market_type = market_type
+        self.spec_json = spec_json
+        self.info = info
+        self.market = market
+        self.book = book
+        self.status = status
+        self.checks = checks
+        self.base_symbol = base_symbol
+        self.quote_symbol = quote_symbol
+        self.outcomes = outcomes  # a market with outcomes (binary: 2) serves them from its one book
+        self.manages_status = manages_status  # the market type drives the status (SetMarketStatus is refused)
+        self.delays = delays  # the market has a `taker_delay_ms` (ms a marketable order waits now; 0: none)
+        self.policies = policies  # compliance policies its orders pass: the venue's, then its own
+        self.margined = margined  # its orders reserve margin (a `MarginedMarket`: perpetuals)
+        # its orders' slot 3 matters to their locks (an outcome, or a margined order's class)
+        self.classed = margined or outcomes > 1
+
+    def __repr__(self) -> str:
+        """The market's index and name (its book and plugin object are too large to print)."""
+        return f"MarketState({self.index}, {self.name!r}, {self.market_type!r})"
 
 
 @attrs.frozen
@@ -342,7 +371,6 @@ class Engine:
             policies=policies,
             margined=bool(getattr(market, "margined", False)),
         )
-        state.classed = state.margined or state.outcomes > 1
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
         on_listed = getattr(market, "on_listed", None)
@@ -720,27 +748,35 @@ class Engine:
         ms = self.market_keys.get(fields[12])
         if ms is None:
             raise Rejection("UNKNOWN_MARKET", f"market: no market named {_text(fields[12])!r}")
-        if ms.status and not (ms.status == Status.REDUCE_ONLY and ms.margined and fields[3] & C.FLAG_REDUCE_ONLY):
+        # typed locals: the compiled engine then compares and masks them as machine integers
+        side: int = fields[1]
+        tif: int = fields[2]
+        flags: int = fields[3]
+        stp: int = fields[4]
+        outcome: int = fields[5]
+        timestamp: int = fields[8]
+        price: int = fields[14]
+        size: int = fields[15]
+        expiry: int = fields[18]
+        if ms.status and not (ms.status == _REDUCE_ONLY_STATUS and ms.margined and flags & _FLAG_REDUCE_ONLY):
             raise Rejection(
                 "MARKET_STATUS",
                 f"{ms.name} is {_STATUS_NAMES[ms.status]}: no new orders"
-                + (" but reduce-only ones" if ms.status == Status.REDUCE_ONLY and ms.margined else ""),
+                + (" but reduce-only ones" if ms.status == _REDUCE_ONLY_STATUS and ms.margined else ""),
             )
         account = self.ledger.account_ids.get((fields[10], fields[6]))
         if account is None:
             raise Rejection("INSUFFICIENT_BALANCE", f"account 0x{fields[10].hex()}/{fields[6]} holds nothing")
-        _, side, tif, flags, stp, _, _, _, timestamp = fields[:9]
-        price, size, expiry, outcome = fields[14], fields[15], fields[18], fields[5]
         if side > 1:
             raise Rejection("BAD_SIDE", f"side: must be 0 (buy) or 1 (sell), got {side}")
         if tif > 3:
             raise Rejection("BAD_TIF", f"tif: must be 0 GTC, 1 GTD, 2 IOC or 3 FOK, got {tif}")
         if stp > 2 or (stp == 2 and tif == 3):
             raise Rejection("BAD_STP", f"stp: must be 0..2 (and not cancel-both with FOK), got {stp}")
-        post_only = bool(flags & C.FLAG_POST_ONLY)
+        post_only = bool(flags & _FLAG_POST_ONLY)
         if post_only and tif > 1:
             raise Rejection("BAD_FLAGS", "post_only: only with GTC or GTD")
-        if flags & C.FLAG_REDUCE_ONLY and not ms.margined:
+        if flags & _FLAG_REDUCE_ONLY and not ms.margined:
             raise Rejection("BAD_FLAGS", f"reduce_only: {ms.name} is not a margined market")
         if price <= 0:
             raise Rejection("BAD_PRICE", f"price: must be > 0 ticks, got {price}")
@@ -768,7 +804,7 @@ class Engine:
                 for check in ms.checks:
                     check.check(intent)
             if ms.margined:  # the protocol fixes a margined order's lock (size × class) and its first slots (0, 0)
-                slot3, size = market.admit(account, side, price, size, bool(flags & C.FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
+                slot3, size = market.admit(account, side, price, size, bool(flags & _FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
                 asset, amount, initial = market.settlement, size * slot3, _NO_SLOTS  # type: ignore[attr-defined]
             else:
                 asset, amount = market.lock_requirement(side, price, size, slot3)
@@ -791,7 +827,7 @@ class Engine:
             )
         elif self.margin is not None:
             self._spends_margin(account, asset, amount, "order")
-        client_id = fields[19] if flags & C.FLAG_HAS_CLIENT_ID else None
+        client_id = fields[19] if flags & _FLAG_HAS_CLIENT_ID else None
         delay = 0
         if ms.delays and not post_only:
             delay = market.taker_delay_ms  # type: ignore[attr-defined]
@@ -817,7 +853,7 @@ class Engine:
             price,
             size,
             tif,
-            flags & C.FLAG_POST_ONLY,
+            flags & _FLAG_POST_ONLY,
             stp,
             expiry,
             client_id,
@@ -1056,7 +1092,7 @@ class Engine:
         t_sub = 0
         symbols: list[str] = []
         for e in raw:
-            kind = e[2]
+            kind: int = e[2]
             if kind == _B_L2:
                 out.append((seq, len(out) - base, cause, _DELTA, name, e[3], e[8], e[9], e[10], e[0]))
             elif kind == _B_FILL:
@@ -1141,11 +1177,11 @@ class Engine:
         ms = self.market_keys.get(fields[12])
         if ms is None:
             raise Rejection("UNKNOWN_MARKET", f"market: no market named {_text(fields[12])!r}")
-        if ms.status >= Status.HALTED:
+        if ms.status >= _HALTED_STATUS:
             raise Rejection("MARKET_STATUS", f"{ms.name} is {_STATUS_NAMES[ms.status]}: nothing can change")
         ledger = self.ledger
         account = ledger.account_ids.get((fields[10], fields[6]))
-        order_id = fields[17]
+        order_id: int = fields[17]
         if account is None or ms.book.order_slot(order_id, 0) != account:
             delayed = self.delayed.get(order_id)
             if account is not None and delayed is not None and (delayed.market, delayed.account) == (ms.index, account):

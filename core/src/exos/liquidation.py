@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
@@ -59,8 +59,8 @@ log = structlog.get_logger(__name__)
 
 _LIQUIDATION = int(Cause.LIQUIDATION)
 _MARKET_EVENT = int(EventKind.MARKET_EVENT)
-_PPM = 1_000_000
-_BPS = 10_000
+_PPM: Final = 1_000_000
+_BPS: Final = 10_000
 
 
 class Liquidator:

@@ -25,14 +25,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from exos.engine import Engine, MarketState
     from exos.manifest import CollateralSpec
 
-_BPS = 10_000
-_FINE = 10**9  # the stable price and its EMA keep 9 more digits than the feed: a floor at whole units would stall them
+_BPS: Final = 10_000
+# the stable price and its EMA keep 9 more digits than the feed: a floor at whole units would stall them
+_FINE: Final = 10**9
 
 
 def order_locks(engine: Engine, account: int, market_type: str) -> dict[int, int]:

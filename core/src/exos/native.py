@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-COMPILED = ("book", "engine", "ledger", "liquidation", "margin")
+COMPILED = ("book", "engine", "fill", "ledger", "liquidation", "margin")
 BUILD_FILE = "_compiled.json"
 PURE_ENV = "EXOS_PURE_PYTHON"
 HERE = Path(__file__).resolve().parent

@@ -18,6 +18,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+# compiled with the engine (exos/fill.py); re-exported here for plugins, in PEP 484's explicit form
+from exos.fill import FillSide as FillSide  # noqa: PLC0414
+
 API_VERSION = 2
 
 
@@ -42,21 +45,6 @@ class OrderIntent:
     tif: int
     post_only: bool
     outcome: int = 0
-
-
-@attrs.define
-class FillSide:
-    """One side of a fill as a market type settles it.
-
-    `side` and `limit_price` are in book terms. `slots` are the order's four engine slots (each an
-    unsigned 64-bit integer): slot 0 is the core's (the account), slot 3 the core's (the order's
-    outcome: 0 for a plain market), slots 1-2 belong to the market type, which may update them (the
-    core writes them back to the book)."""
-
-    account: int
-    side: int
-    limit_price: int
-    slots: list[int]
 
 
 @attrs.frozen
@@ -123,7 +111,11 @@ class StatefulPlugin(Protocol):
 
 
 class FeeModel(Protocol):
-    """Turns what one order has received in one liquidity role into the fee charged for it so far."""
+    """Turns what one order has received in one liquidity role into the fee charged for it so far.
+
+    A model whose `fee` is exactly `exos.rates.venue_fee(received, maker_centibps if maker else
+    taker_centibps)` may say so with a class attribute `flat = True` (and keep those two integer rates as
+    attributes): a market type may then compute the fee inline rather than call `fee` (perpetuals do)."""
 
     def fee(self, received: int, maker: bool) -> int:
         """Total fee (negative: a rebate) on `received` units, rounded once, in the venue's favour."""
