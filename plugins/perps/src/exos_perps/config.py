@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
-PPM = 1_000_000
-PPB = 1_000_000_000
+PPM: Final = 1_000_000
+PPB: Final = 1_000_000_000
 
 _KEYS = frozenset({
     "oracle", "external_mark", "max_leverage", "default_leverage", "margin_tiers", "maintenance_ratio", "oi_cap",

@@ -31,17 +31,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from exos.minimums import check_minimums
 from exos.protocols import FeeModel, FillSide, MarketContext, MarketInfo, OrderRejection
 from exos_perps.config import PPB, PPM, PerpConfig, Tier
 
-BUY, SELL = 0, 1
-FINE = 10**9  # EMAs keep 9 more digits than the prices they average (integers: the same everywhere)
-TAKER_SLOT, MAKER_SLOT = 1, 2
-SAMPLE_TIMER, FUNDING_TIMER = 1, 2
-_BPS = 10_000
+# Final: mypyc folds these literals into the compiled market, where a module global costs a dict lookup per use
+BUY: Final = 0
+SELL: Final = 1
+FINE: Final = 10**9  # EMAs keep 9 more digits than the prices they average (integers: the same everywhere)
+TAKER_SLOT: Final = 1
+MAKER_SLOT: Final = 2
+SAMPLE_TIMER: Final = 1
+FUNDING_TIMER: Final = 2
+_BPS: Final = 10_000
+_CENTIBPS_PER_UNIT: Final = 1_000_000  # exos.rates.CENTIBPS_PER_UNIT (tests/test_fees.py checks)
 
 
 def _median(values: list[int]) -> int:
@@ -75,6 +80,10 @@ class PerpMarket:
         self.min_lots: int = info.min_lots
         self.min_notional: int = info.min_notional_units
         self.fee_ppm: int = max(getattr(fees, "taker_centibps", 0), getattr(fees, "maker_centibps", 0), 0)
+        # a flat model's fee is computed here (_flat_fee) rather than called: four calls a fill (FeeModel.flat)
+        self._flat_fees: bool = getattr(fees, "flat", False) is True
+        self._taker_rate: int = getattr(fees, "taker_centibps", 0) if self._flat_fees else 0
+        self._maker_rate: int = getattr(fees, "maker_centibps", 0) if self._flat_fees else 0
         single: Tier | None = config.tiers[0] if len(config.tiers) == 1 else None
         self._single_tier = single
         self._user_rates: dict[int, int] = {}
@@ -213,15 +222,21 @@ class PerpMarket:
         self._trade(maker.account, -delta, price, ledger)
         self.last_price = price
         ticks_lots = price * size
-        fee = self.fees.fee
         slots = taker.slots
         before = slots[TAKER_SLOT]
         slots[TAKER_SLOT] = after = before + ticks_lots
-        taker_fee = 0 if self.waive_taker else fee(after * q, False) - fee(before * q, False)
-        slots = maker.slots
-        before = slots[MAKER_SLOT]
-        slots[MAKER_SLOT] = after = before + ticks_lots
-        maker_fee = fee(after * q, True) - fee(before * q, True)
+        maker_slots = maker.slots
+        maker_before = maker_slots[MAKER_SLOT]
+        maker_slots[MAKER_SLOT] = maker_after = maker_before + ticks_lots
+        if self._flat_fees:
+            rate = self._taker_rate
+            taker_fee = 0 if self.waive_taker else _flat_fee(after * q, rate) - _flat_fee(before * q, rate)
+            rate = self._maker_rate
+            maker_fee = _flat_fee(maker_after * q, rate) - _flat_fee(maker_before * q, rate)
+        else:
+            fee = self.fees.fee
+            taker_fee = 0 if self.waive_taker else fee(after * q, False) - fee(before * q, False)
+            maker_fee = fee(maker_after * q, True) - fee(maker_before * q, True)
         if taker_fee:
             ledger.charge_fee(taker.account, asset, taker_fee)
         if maker_fee:
@@ -827,6 +842,13 @@ class PerpMarket:
             isolated = sum(p[2] for p in self.positions.values())
             held = sum(self.view.balance(self.isolated_account, self.settlement))
             assert held == isolated, f"{self.name}: the isolated account holds {held}, positions' margins {isolated}"
+
+
+def _flat_fee(received: int, centibps: int) -> int:
+    """exos.rates.venue_fee(received, centibps), compiled here with the market: a fee rounds up, a rebate toward 0."""
+    if centibps >= 0:
+        return -(-received * centibps // _CENTIBPS_PER_UNIT)
+    return -(received * -centibps // _CENTIBPS_PER_UNIT)
 
 
 def _next(now: int, every: int) -> int:

@@ -18,6 +18,7 @@ class FlatFees:
     engine charges each fill the difference between the totals after and before it."""
 
     __slots__ = ("maker_centibps", "taker_centibps")
+    flat = True  # fee() is exos.rates.venue_fee of the role's rate: a market type may compute it inline (FeeModel)
 
     def __init__(self, maker_centibps: int, taker_centibps: int) -> None:
         """Rates in hundredths of a basis point (negative maker rate: a rebate)."""
