@@ -122,7 +122,7 @@ def test_the_compiled_modules_literals_equal_what_they_stand_for() -> None:
     """The engine and the book write some enum values and flags as Final literals (mypyc folds those into its
     code); each must equal the member it stands for, in either build."""
     from exos import book, commands, engine
-    from exos.commands import Status
+    from exos.commands import Kind, Status
     from exos.events import Cause, EventKind
     from exos.timers import TimerKind
     from exos.types import ANY_OWNER, EventFlag, EventType
@@ -147,6 +147,8 @@ def test_the_compiled_modules_literals_equal_what_they_stand_for() -> None:
         (engine, "_DELAYED"): EventKind.ORDER_DELAYED,
         (engine, "_MARKET_TIMER"): TimerKind.MARKET,
         (engine, "_DELAYED_TIMER"): TimerKind.DELAYED_ORDER,
+        (engine, "_PLACE"): Kind.PLACE,
+        (engine, "_CANCEL"): Kind.CANCEL,
         (engine, "_B_ACCEPTED"): EventType.ACCEPTED,
         (engine, "_B_REJECTED"): EventType.REJECTED,
         (engine, "_B_FILL"): EventType.FILL,

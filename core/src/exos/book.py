@@ -194,16 +194,18 @@ class Book:
 
         Returns (RESTED, accepted seq, level size, level count, level seq) when the order rested without
         trading, (REFUSED, reason) when the book rejected it, else (EVENTS, raw event tuples)."""
-        n = self._c_place4(
+        n: int = self._c_place4(
             self._book, order_id, owner, side, price, size, tif, flags, stp, expiry,
             self._c_null if client_id is None else client_id, s0, s1, s2, s3,
         )  # fmt: skip
         if n > self._view_cap:
             self._remap()
         if n == 2:
-            seq, kind, size, count = _LEVEL.unpack_from(self._view, _EVENT_SIZE)
+            level = _LEVEL.unpack_from(self._view, _EVENT_SIZE)
+            kind: int = level[1]
             if kind == _L2:
-                return (RESTED, seq - 1, size, count, seq)
+                seq: int = level[0]
+                return (RESTED, seq - 1, level[2], level[3], seq)
         elif n == 1 and self._ev[0].type == _REJECTED:
             return (REFUSED, self._ev[0].reason)
         return (EVENTS, self._raw(n))

@@ -84,6 +84,8 @@ _B_AMENDED: Final = 6
 _B_L2: Final = 7
 _MAKER_DONE: Final = 1
 _TAKER_DONE: Final = 2
+_PLACE: Final = 4  # Kind.*
+_CANCEL: Final = 5
 _REASON_NAMES = {int(r): r.name for r in Reason}
 _STATUS_NAMES = {int(s): s.name.lower() for s in Status}
 _ALL_MARKETS_KEY = b""
@@ -466,7 +468,7 @@ class Engine:
         """The loop of _submit_blob."""
         apply = self._apply
         unpack_from = C.RECORD.unpack_from
-        size = C.RECORD.size
+        size: int = C.RECORD.size
         offset, end = 0, len(blob)
         journal = self._journal
         payloads: list[bytes] = []
@@ -475,11 +477,12 @@ class Engine:
                 apply(None, b"", out, "record: truncated at the end of the batch")
                 break
             fields = unpack_from(blob, offset)
-            stop = offset + size + fields[-1]
+            tail_length: int = fields[-1]
+            stop = offset + size + tail_length
             if stop > end:
                 apply(None, b"", out, "record: its tail runs past the end of the batch")
                 break
-            apply(fields, blob[offset + size : stop] if fields[-1] else b"", out, None)
+            apply(fields, blob[offset + size : stop] if tail_length else b"", out, None)
             if journal is not None:
                 payloads.append(blob[offset:stop])
             offset = stop
@@ -516,7 +519,7 @@ class Engine:
             out.append((seq, 0, _USER, _REJECTED, "BAD_RECORD", malformed))
             out.append((seq, 1, _USER, _DONE, False))
             return
-        timestamp = fields[8]
+        timestamp: int = fields[8]  # typed: compiled, it compares as a machine integer
         if timestamp < self.last_timestamp:
             out.append(
                 (seq, 0, _USER, _REJECTED, "TIMESTAMP_REGRESSION",
@@ -532,10 +535,11 @@ class Engine:
                 self._settle_urgent(seq, base, out)
         action = len(out)
         try:
-            signer = fields[11]
-            if signer != fields[10] and fields[0] in _SIGNED_BY_OWNER:
+            kind: int = fields[0]
+            signer: bytes = fields[11]
+            if signer != fields[10] and kind in _SIGNED_BY_OWNER:
                 self._authorise(fields, signer, timestamp)
-            nonce = fields[9]
+            nonce: int = fields[9]
             if nonce:
                 window = self._nonce_window
                 if window is not None:
@@ -548,10 +552,17 @@ class Engine:
                 why = self.nonces.check(fields[11], nonce)
                 if why is not None:
                     raise Rejection("NONCE", why)
-            handler = self._handlers.get(fields[0])
-            if handler is None:
-                raise Rejection("UNKNOWN_COMMAND", f"kind: {fields[0]} is not a command kind")
-            handler(fields, tail, seq, base, out)
+            # the two commands that carry most of the traffic are called directly (a native call, where the
+            # handler table's bound methods go through Python's calling convention)
+            if kind == _PLACE:
+                self._place(fields, tail, seq, base, out)
+            elif kind == _CANCEL:
+                self._cancel(fields, tail, seq, base, out)
+            else:
+                handler = self._handlers.get(kind)
+                if handler is None:
+                    raise Rejection("UNKNOWN_COMMAND", f"kind: {kind} is not a command kind")
+                handler(fields, tail, seq, base, out)
             if nonce:
                 self.nonces.use(fields[11], nonce)
         except Rejection as rejection:
