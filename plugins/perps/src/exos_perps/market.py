@@ -37,6 +37,9 @@ from exos.minimums import check_minimums
 from exos.protocols import FeeModel, FillSide, MarketContext, MarketInfo, OrderRejection
 from exos_perps.config import PPB, PPM, PerpConfig, Tier
 
+# Hot products multiply magnitudes and apply the sign after, and round up as (x + d - 1) // d: compiled, mypyc
+# multiplies inline only when both factors are non-negative and below 2^30, and otherwise through Python's long
+# objects (three allocations a product).
 # Final: mypyc folds these literals into the compiled market, where a module global costs a dict lookup per use
 BUY: Final = 0
 SELL: Final = 1
@@ -180,7 +183,7 @@ class PerpMarket:
             over = self.long_oi + size - config.oi_ramp_start
             rate += (PPM - rate) * over // (config.oi_cap - config.oi_ramp_start)
         per_lot = price * q
-        reserve = -(-per_lot * rate // PPM) + -(-per_lot * self.fee_ppm // PPM)
+        reserve = (per_lot * rate + PPM - 1) // PPM + (per_lot * self.fee_ppm + PPM - 1) // PPM  # each rounded up
         if side == BUY and price > mark:  # its loss against mark the moment it fills
             reserve += (price - mark) * q
         elif side != BUY and price < mark:
@@ -263,13 +266,19 @@ class PerpMarket:
         isolated = account in self._isolated
         if size == 0 or (size > 0) == (delta > 0):
             position[0] = size + delta
-            position[1] = basis + delta * price * q
+            opened = (delta if delta > 0 else -delta) * price * q
+            position[1] = basis + opened if delta > 0 else basis - opened
             if isolated:
                 self._fund_isolated(account, position, abs(delta), price, ledger)
         else:
             closed = min(abs(delta), abs(size))
-            basis_closed = -(-basis * closed // abs(size))
-            realised = (closed * price * q if size > 0 else -closed * price * q) - basis_closed
+            magnitude = abs(size)  # the basis closed, rounded up: ceil(basis × closed / |size|)
+            if basis > 0:
+                basis_closed = (basis * closed + magnitude - 1) // magnitude
+            else:
+                basis_closed = -(-basis * closed // magnitude)
+            value_closed = closed * price * q
+            realised = (value_closed if size > 0 else -value_closed) - basis_closed
             size_left = size - closed if size > 0 else size + closed
             position[1] = basis - basis_closed
             payee = self.isolated_account if isolated else account
@@ -289,7 +298,7 @@ class PerpMarket:
             if remainder:
                 flipped = remainder if delta > 0 else -remainder
                 position[0] = flipped
-                position[1] = flipped * price * q
+                position[1] = remainder * price * q if delta > 0 else -(remainder * price * q)
                 if isolated:
                     self._return_isolated(account, position, ledger)
                     self._fund_isolated(account, position, remainder, price, ledger)
@@ -319,9 +328,11 @@ class PerpMarket:
             if self._single_tier is not None and not self.ramp_num:  # _term_change's one-tier case, inline: per fill
                 rate = self._im_rates.get(leverage) or self._im_rate(leverage)
                 tick_lot = mark * self.q
-                value, value_before = after * tick_lot, size * tick_lot
-                im = -(-(value if value > 0 else -value) * rate // PPM)
-                im_before = -(-(value_before if value_before > 0 else -value_before) * rate // PPM)
+                value_abs, value_before_abs = abs(after) * tick_lot, abs(size) * tick_lot
+                value = value_abs if after > 0 else -value_abs
+                value_before = value_before_abs if size > 0 else -value_before_abs
+                im = (value_abs * rate + PPM - 1) // PPM  # rounded up
+                im_before = (value_before_abs * rate + PPM - 1) // PPM
                 change = (value - basis_after - im) - (value_before - basis - im_before)
             else:
                 change = self._term_change(size, basis, after, basis_after, leverage)
@@ -848,7 +859,7 @@ class PerpMarket:
 def _flat_fee(received: int, centibps: int) -> int:
     """exos.rates.venue_fee(received, centibps), compiled here with the market: a fee rounds up, a rebate toward 0."""
     if centibps >= 0:
-        return -(-received * centibps // _CENTIBPS_PER_UNIT)
+        return (received * centibps + _CENTIBPS_PER_UNIT - 1) // _CENTIBPS_PER_UNIT
     return -(received * -centibps // _CENTIBPS_PER_UNIT)
 
 
