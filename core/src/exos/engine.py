@@ -150,6 +150,9 @@ class MarketState:
         self.margined = margined  # its orders reserve margin (a `MarginedMarket`: perpetuals)
         # its orders' slot 3 matters to their locks (an outcome, or a margined order's class)
         self.classed = margined or outcomes > 1
+        # a margined market's settlement asset: its orders lock size × class of it (MarginedMarket fixes that), so
+        # the order path computes their locks rather than asks the market
+        self.margin_asset = -1
 
     def __repr__(self) -> str:
         """The market's index and name (its book and plugin object are too large to print)."""
@@ -373,6 +376,8 @@ class Engine:
             policies=policies,
             margined=bool(getattr(market, "margined", False)),
         )
+        if state.margined:
+            state.margin_asset = int(market.settlement)  # type: ignore[attr-defined]
         self.markets.append(state)
         self.market_keys[_key(spec.name, C.NAME_LEN)] = state
         on_listed = getattr(market, "on_listed", None)
@@ -816,7 +821,7 @@ class Engine:
                     check.check(intent)
             if ms.margined:  # the protocol fixes a margined order's lock (size × class) and its first slots (0, 0)
                 slot3, size = market.admit(account, side, price, size, bool(flags & _FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
-                asset, amount, initial = market.settlement, size * slot3, _NO_SLOTS  # type: ignore[attr-defined]
+                asset, amount, initial = ms.margin_asset, size * slot3, _NO_SLOTS
             else:
                 asset, amount = market.lock_requirement(side, price, size, slot3)
                 initial = market.initial_slots(side, price, size, slot3)
@@ -1154,7 +1159,10 @@ class Engine:
             elif kind == _B_CANCELLED or kind == _B_EXPIRED:
                 order_id = e[6]
                 account = e[14]
-                asset, amount = market.lock_requirement(e[3], e[8], e[10], e[17])
+                if ms.margined:
+                    asset, amount = ms.margin_asset, e[10] * e[17]
+                else:
+                    asset, amount = market.lock_requirement(e[3], e[8], e[10], e[17])
                 self.ledger.unlock(account, asset, amount)
                 address, sub = accounts[account]
                 out.append((seq, len(out) - base, cause, _EXPIRED if kind == _B_EXPIRED else _CANCELLED, name, order_id,
@@ -1202,7 +1210,10 @@ class Engine:
             raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order {order_id}")
         book = ms.book
         side, price, cancelled, cancel_seq, level_size, level_count, level_seq, slot3 = book.cancel_engine(order_id)
-        asset, amount = ms.market.lock_requirement(side, price, cancelled, slot3 if ms.classed else 0)
+        if ms.margined:
+            asset, amount = ms.margin_asset, cancelled * slot3
+        else:
+            asset, amount = ms.market.lock_requirement(side, price, cancelled, slot3 if ms.classed else 0)
         ledger.locked[asset][account] -= amount
         ledger.available[asset][account] += amount
         address, sub = ledger.accounts[account]
