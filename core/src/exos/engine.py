@@ -89,9 +89,9 @@ _CANCEL: Final = 5
 _REASON_NAMES = {int(r): r.name for r in Reason}
 _STATUS_NAMES = {int(s): s.name.lower() for s in Status}
 _ALL_MARKETS_KEY = b""
-_NO_SLOTS = (0, 0)
+_NO_SLOTS: Final = (0, 0)
 # commands whose signer must be the account's address, or (trading only) an agent it approved
-_SIGNED_BY_OWNER = frozenset(int(k) for k in (
+_SIGNED_BY_OWNER: Final = frozenset(int(k) for k in (
     Kind.WITHDRAW, Kind.TRANSFER, Kind.PLACE, Kind.CANCEL, Kind.CANCEL_BY_CLIENT_ID, Kind.CANCEL_ALL, Kind.AMEND,
     Kind.MARKET_ACTION, Kind.APPROVE_AGENT, Kind.REVOKE_AGENT,
 ))  # fmt: skip
@@ -809,6 +809,9 @@ class Engine:
             raise Rejection("BAD_EXPIRY", f"expiry: only GTD orders carry one, got {expiry}")
         market = ms.market
         slot3 = outcome  # an outcome market's token; a margined market's order class (its margin per lot)
+        asset: int  # declared: compiled, the lock is then machine arithmetic whichever branch sets it
+        amount: int
+        initial: tuple[int, int]
         try:
             if outcome:
                 if outcome >= ms.outcomes:
@@ -1114,8 +1117,11 @@ class Engine:
             elif kind == _B_FILL:
                 assert taker is not None
                 maker_slots = [e[14], e[15], e[16], e[17]]
-                maker = FillSide(e[14], 1 - e[3], e[8], maker_slots)
-                price, size = e[8], e[9]
+                t_side: int = e[3]  # typed: compiled, the fill's fields are then machine integers
+                m_side = 1 - t_side
+                price: int = e[8]
+                size: int = e[9]
+                maker = FillSide(e[14], m_side, price, maker_slots)
                 taker_fee, taker_asset, maker_fee, maker_asset, fill_kind = market.settle_fill(
                     taker, maker, price, size, self._settlement
                 )
@@ -1126,8 +1132,6 @@ class Engine:
                     t_addr, t_sub = accounts[taker.account]
                     symbols = self._symbols
                 m_addr, m_sub = accounts[e[14]]
-                t_side = e[3]
-                m_side = 1 - t_side
                 t_price = m_price = price
                 if outcomes:  # report each side in its own outcome's terms
                     t_outcome, m_outcome = taker.slots[3], e[17]
@@ -1143,11 +1147,14 @@ class Engine:
                 out.append((seq, len(out) - base, cause, _FILL, name, e[13], e[11], m_addr, m_sub, m_side, True,
                             m_price, size, maker_fee, symbols[maker_asset], e[6], e[0], m_outcome,
                             fill_kind))  # fmt: skip
-                if e[10]:  # the maker stays: keep its slots in the book
-                    for index in (1, 2):
-                        if maker_slots[index] != e[14 + index]:
-                            ms.book.set_slot_raw(e[11], index, maker_slots[index])
-                if e[5] & _TAKER_DONE:
+                maker_left: int = e[10]
+                if maker_left:  # the maker stays: keep its slots in the book
+                    if maker_slots[1] != e[15]:
+                        ms.book.set_slot_raw(e[11], 1, maker_slots[1])
+                    if maker_slots[2] != e[16]:
+                        ms.book.set_slot_raw(e[11], 2, maker_slots[2])
+                fill_flags: int = e[5]
+                if fill_flags & _TAKER_DONE:
                     resting = False
             elif kind == _B_ACCEPTED:
                 address, sub = accounts[e[14]]
