@@ -154,6 +154,14 @@ class MarketState:
         # the order path computes their locks rather than asks the market
         self.margin_asset = -1
 
+    def lock(self, side: int, price: int, size: int, slot3: int) -> tuple[int, int]:
+        """(asset, amount) an order of `size` lots holds: size × class of the settlement asset in a margined market
+        (MarginedMarket fixes it, so it is computed here), else what the market's `lock_requirement` says."""
+        if self.margined:
+            return self.margin_asset, size * slot3
+        asset, amount = self.market.lock_requirement(side, price, size, slot3)
+        return asset, amount
+
     def __repr__(self) -> str:
         """The market's index and name (its book and plugin object are too large to print)."""
         return f"MarketState({self.index}, {self.name!r}, {self.market_type!r})"
@@ -1166,10 +1174,7 @@ class Engine:
             elif kind == _B_CANCELLED or kind == _B_EXPIRED:
                 order_id = e[6]
                 account = e[14]
-                if ms.margined:
-                    asset, amount = ms.margin_asset, e[10] * e[17]
-                else:
-                    asset, amount = market.lock_requirement(e[3], e[8], e[10], e[17])
+                asset, amount = ms.lock(e[3], e[8], e[10], e[17])
                 self.ledger.unlock(account, asset, amount)
                 address, sub = accounts[account]
                 out.append((seq, len(out) - base, cause, _EXPIRED if kind == _B_EXPIRED else _CANCELLED, name, order_id,
@@ -1196,7 +1201,7 @@ class Engine:
 
     def _cancellable(self, ms: MarketState) -> None:
         """Cancels are allowed unless the market is halted or settled."""
-        if ms.status >= Status.HALTED:
+        if ms.status >= _HALTED_STATUS:
             raise Rejection("MARKET_STATUS", f"{ms.name} is {_STATUS_NAMES[ms.status]}: nothing can change")
 
     def _cancel(self, fields: tuple[Any, ...], tail: bytes, seq: int, base: int, out: list[RawEvent]) -> None:
@@ -1217,10 +1222,7 @@ class Engine:
             raise Rejection("UNKNOWN_ORDER", f"{ms.name}: the account has no open order {order_id}")
         book = ms.book
         side, price, cancelled, cancel_seq, level_size, level_count, level_seq, slot3 = book.cancel_engine(order_id)
-        if ms.margined:
-            asset, amount = ms.margin_asset, cancelled * slot3
-        else:
-            asset, amount = ms.market.lock_requirement(side, price, cancelled, slot3 if ms.classed else 0)
+        asset, amount = ms.lock(side, price, cancelled, slot3 if ms.classed else 0)
         ledger.locked[asset][account] -= amount
         ledger.available[asset][account] += amount
         address, sub = ledger.accounts[account]
