@@ -271,9 +271,9 @@ class PerpMarket:
             if isolated:
                 self._fund_isolated(account, position, abs(delta), price, ledger)
         else:
-            closed = min(abs(delta), abs(size))
-            magnitude = abs(size)  # the basis closed, rounded up: ceil(basis × closed / |size|)
-            if basis > 0:
+            magnitude = abs(size)
+            closed = min(abs(delta), magnitude)
+            if basis > 0:  # the basis closed, rounded up: ceil(basis × closed / |size|)
                 basis_closed = (basis * closed + magnitude - 1) // magnitude
             else:
                 basis_closed = -(-basis * closed // magnitude)
@@ -289,7 +289,7 @@ class PerpMarket:
             if isolated:
                 position[2] += realised
                 if size_left:
-                    released = max(position[2], 0) * closed // abs(size)
+                    released = max(position[2], 0) * closed // magnitude
                     if released:
                         ledger.move(self.isolated_account, asset, released, account)
                         position[2] -= released
