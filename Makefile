@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.exos-installed
-# exos.native.COMPILED: mypyc compiles them at install; after a change, the targets that run the engine rebuild the
-# core alone (a stale build runs them as Python, slower), and the lint does not wait for it
-COMPILED_CORE := $(foreach name,book engine fill ledger liquidation margin,core/src/exos/$(name).py) core/src/exos/native.py
+# exos.native.COMPILED (read from its source, as core/setup.py does): mypyc compiles them at install; after a change,
+# the targets that run the engine rebuild the core alone (a stale build runs them as Python, slower), and the lint
+# does not wait for it
+COMPILED_NAMES := $(shell sed -n 's/^COMPILED = (\(.*\))$$/\1/p' core/src/exos/native.py | tr -d '",')
+COMPILED_CORE := $(foreach name,$(COMPILED_NAMES),core/src/exos/$(name).py) core/src/exos/native.py
 CORE_BUILD := $(VENV)/.exos-core-compiled
 CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $(wildcard core/csrc/*.c core/csrc/*.h) \
 	plugins/spot/pyproject.toml plugins/prediction/pyproject.toml plugins/compliance/pyproject.toml \
