@@ -824,17 +824,22 @@ class Engine:
             if outcome:
                 if outcome >= ms.outcomes:
                     raise OrderRejection("BAD_OUTCOME", f"outcome: {ms.name} has outcomes 0..{ms.outcomes - 1}")
-                side, price = market.book_order(side, price, outcome)  # type: ignore[attr-defined]
+                booked: tuple[int, int] = market.book_order(side, price, outcome)  # type: ignore[attr-defined]
+                side, price = booked
             market.validate(side, price, size, tif)
             if ms.checks:
                 intent = OrderIntent(ms.index, account, side, price, size, tif, post_only, outcome)
                 for check in ms.checks:
                     check.check(intent)
+            # a plugin's result is unpacked from a declared tuple: unpacked directly, the names it assigns would be
+            # Any to the compiler from there on (generic arithmetic on boxed integers)
             if ms.margined:  # the protocol fixes a margined order's lock (size × class) and its first slots (0, 0)
-                slot3, size = market.admit(account, side, price, size, bool(flags & _FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
+                admitted: tuple[int, int] = market.admit(account, side, price, size, bool(flags & _FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
+                slot3, size = admitted
                 asset, amount, initial = ms.margin_asset, size * slot3, _NO_SLOTS
             else:
-                asset, amount = market.lock_requirement(side, price, size, slot3)
+                required: tuple[int, int] = market.lock_requirement(side, price, size, slot3)
+                asset, amount = required
                 initial = market.initial_slots(side, price, size, slot3)
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
@@ -889,7 +894,7 @@ class Engine:
             initial[1],
             slot3,
         )
-        tag = result[0]
+        tag: int = result[0]
         if tag == REFUSED:
             available[account] += amount
             ledger.locked[asset][account] -= amount

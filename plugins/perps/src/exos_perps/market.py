@@ -94,7 +94,10 @@ class PerpMarket:
         # farther than this from mark, a fill may put an account under water: check it in the same command
         self.far_bps = max(1, config.tiers[0].mm_ppm // 200)
         self.margin: Any = None
-        self._oi_cap = config.oi_cap
+        # the config is an attrs class (a Python object to compiled code): the fields the order path reads, kept here
+        self._oi_cap: int = config.oi_cap
+        self._oi_ramp_start: int = config.oi_ramp_start
+        self._default_leverage: int = config.default_leverage
         self.waive_taker = False
         self.reclip_pending: dict[int, None] = {}
         self._band = (0, 0, 0)  # (mark, lowest, highest price) the order band allows at that mark
@@ -154,7 +157,7 @@ class PerpMarket:
             if current == 0 or (current > 0) == (side == BUY):
                 raise OrderRejection("REDUCE_ONLY", f"{self.name}: a reduce-only order must shrink a position "
                                      f"(position {current} lots)")  # fmt: skip
-            return 0, min(size, abs(current))
+            return 0, min(size, _abs(current))
         mark = self.mark
         if mark is None:
             raise OrderRejection("NO_ORACLE", f"{self.name}: its oracle has never published; only reduce-only "
@@ -165,23 +168,23 @@ class PerpMarket:
         band = self._band  # the common case, inline: the bounds kept for this mark, and the price inside them
         if band[0] != mark or not band[1] <= price <= band[2]:
             self._check_band(price, mark)
-        config = self.config
-        if config.oi_cap and self.long_oi + size > config.oi_cap:
+        oi_cap = self._oi_cap
+        if oi_cap and self.long_oi + size > oi_cap:
             raise OrderRejection("OI_CAP", f"{self.name}: open interest {self.long_oi} + {size} lots would pass the "
-                                 f"cap of {config.oi_cap}")  # fmt: skip
+                                 f"cap of {oi_cap}")  # fmt: skip
         q = self.q
         settings = self.settings.get(account)
-        leverage = settings[0] if settings is not None else config.default_leverage
+        leverage = settings[0] if settings is not None else self._default_leverage
         if self._single_tier is not None:
             rate = self._im_rates.get(leverage) or self._im_rate(leverage)
         else:  # the tier the position would reach
             position = self.positions.get(account)
             current = position[0] if position is not None else 0
             rate = max(self._user_rates.get(leverage) or self._user_rate(leverage),
-                       self._tier((abs(current) + size) * price * q).im_ppm)  # fmt: skip
-        if config.oi_cap and self.long_oi + size > config.oi_ramp_start:
-            over = self.long_oi + size - config.oi_ramp_start
-            rate += (PPM - rate) * over // (config.oi_cap - config.oi_ramp_start)
+                       self._tier((_abs(current) + size) * price * q).im_ppm)  # fmt: skip
+        if oi_cap and self.long_oi + size > self._oi_ramp_start:
+            over = self.long_oi + size - self._oi_ramp_start
+            rate += (PPM - rate) * over // (oi_cap - self._oi_ramp_start)
         per_lot = price * q
         reserve = (per_lot * rate + PPM - 1) // PPM + (per_lot * self.fee_ppm + PPM - 1) // PPM  # each rounded up
         if side == BUY and price > mark:  # its loss against mark the moment it fills
@@ -246,7 +249,7 @@ class PerpMarket:
         if maker_fee:
             ledger.charge_fee(m_account, asset, maker_fee)
         mark = self.mark
-        if mark is not None and abs(price - mark) * _BPS > mark * self.far_bps:
+        if mark is not None and _abs(price - mark) * _BPS > mark * self.far_bps:
             self.margin.check_soon(t_account)
             self.margin.check_soon(m_account)
         return taker_fee, asset, maker_fee, asset, 0
@@ -269,10 +272,10 @@ class PerpMarket:
             opened = (delta if delta > 0 else -delta) * price * q
             position[1] = basis + opened if delta > 0 else basis - opened
             if isolated:
-                self._fund_isolated(account, position, abs(delta), price, ledger)
+                self._fund_isolated(account, position, _abs(delta), price, ledger)
         else:
-            magnitude = abs(size)
-            closed = min(abs(delta), magnitude)
+            magnitude = _abs(size)
+            closed = min(_abs(delta), magnitude)
             if basis > 0:  # the basis closed, rounded up: ceil(basis × closed / |size|)
                 basis_closed = (basis * closed + magnitude - 1) // magnitude
             else:
@@ -293,7 +296,7 @@ class PerpMarket:
                     if released:
                         ledger.move(self.isolated_account, asset, released, account)
                         position[2] -= released
-            remainder = abs(delta) - closed
+            remainder = _abs(delta) - closed
             position[0] = size_left
             if remainder:
                 flipped = remainder if delta > 0 else -remainder
@@ -323,12 +326,12 @@ class PerpMarket:
             change = None if mark is None else 0
         else:
             settings = self.settings.get(account)
-            leverage = settings[0] if settings is not None else self.config.default_leverage
+            leverage = settings[0] if settings is not None else self._default_leverage
             basis_after = position[1] if after else 0
             if self._single_tier is not None and not self.ramp_num:  # _term_change's one-tier case, inline: per fill
                 rate = self._im_rates.get(leverage) or self._im_rate(leverage)
                 tick_lot = mark * self.q
-                value_abs, value_before_abs = abs(after) * tick_lot, abs(size) * tick_lot
+                value_abs, value_before_abs = _abs(after) * tick_lot, _abs(size) * tick_lot
                 value = value_abs if after > 0 else -value_abs
                 value_before = value_before_abs if size > 0 else -value_before_abs
                 im = (value_abs * rate + PPM - 1) // PPM  # rounded up
@@ -355,10 +358,9 @@ class PerpMarket:
 
     def _ramp(self) -> None:
         """The open-interest ramp of initial margin, as a fraction num/den (0 below the ramp's start, 1 at the cap)."""
-        config = self.config
-        over = self.long_oi - config.oi_ramp_start
+        over = self.long_oi - self._oi_ramp_start
         before = self.ramp_num
-        span = config.oi_cap - config.oi_ramp_start
+        span = self._oi_cap - self._oi_ramp_start
         self.ramp_num, self.ramp_den = (0, 1) if over <= 0 else (min(over, span), span)
         if self.ramp_num != before and self.margin is not None:
             self.margin.epoch += 1  # every position's initial margin in this market moved
@@ -423,7 +425,7 @@ class PerpMarket:
         settings = self.settings.get(account)
         if position is None or (settings is not None and settings[1]):
             return None
-        leverage = settings[0] if settings is not None else self.config.default_leverage
+        leverage = settings[0] if settings is not None else self._default_leverage
         return position[0] * self.mark * self.q, position[1], leverage  # type: ignore[operator]
 
     def terms(self, account: int) -> tuple[int, int, int, int] | None:
@@ -432,7 +434,7 @@ class PerpMarket:
         if cross is None:
             return None
         value, basis, leverage = cross
-        notional = abs(value)
+        notional = _abs(value)
         return value - basis, self.initial_margin(notional, leverage), self.maintenance_margin(notional), notional
 
     def initial_terms(self, account: int) -> int | None:
@@ -442,7 +444,7 @@ class PerpMarket:
             return None
         settings = self.settings.get(account)
         if settings is None:
-            leverage = self.config.default_leverage
+            leverage = self._default_leverage
         elif settings[1]:
             return None
         else:
@@ -455,7 +457,7 @@ class PerpMarket:
         if cross is None:
             return None
         value, basis, _ = cross
-        return value - basis, self.maintenance_margin(abs(value))
+        return value - basis, self.maintenance_margin(_abs(value))
 
     def isolated_terms(self, account: int) -> tuple[int, int, int, int] | None:
         """(margin + uPnL, IM, MM, notional) of an isolated position; None for none or a cross one."""
@@ -466,7 +468,7 @@ class PerpMarket:
         if position is None:
             return None
         value = position[0] * self.mark * self.q  # type: ignore[operator]
-        notional = abs(value)
+        notional = _abs(value)
         upnl = value - position[1]
         return (position[2] + upnl, self.initial_margin(notional, settings[0]), self.maintenance_margin(notional),
                 notional)  # fmt: skip
@@ -484,7 +486,7 @@ class PerpMarket:
     def notional_of(self, account: int) -> int:
         """The account's position notional at mark."""
         position = self.positions.get(account)
-        return abs(position[0] * self.mark * self.q) if position is not None and self.mark is not None else 0
+        return _abs(position[0] * self.mark * self.q) if position is not None and self.mark is not None else 0
 
     def pnl_of(self, account: int) -> tuple[int, int, int]:
         """(uPnL, notional, basis) of the account's position at mark."""
@@ -492,7 +494,7 @@ class PerpMarket:
         if position is None or self.mark is None:
             return 0, 0, 0
         value = position[0] * self.mark * self.q
-        return value - position[1], abs(value), position[1]
+        return value - position[1], _abs(value), position[1]
 
     def adl_inputs(self, longs: bool) -> list[tuple[int, int, int, int, int | None]]:
         """(account, uPnL, notional, |basis|, margin + uPnL if isolated else None) of every long (or short) at mark,
@@ -524,7 +526,7 @@ class PerpMarket:
             return False
         if self.cooldowns.get(account, -(2**63)) > now:
             return False
-        return abs(size) * self.mark * self.q > self.config.partial_notional
+        return _abs(size) * self.mark * self.q > self.config.partial_notional
 
     def start_cooldown(self, account: int, now: int) -> None:
         """After a partial liquidation, the next ones within `cooldown_ms` close the whole position."""
@@ -539,7 +541,7 @@ class PerpMarket:
         """Reduce-only orders (id, side, remaining) in entry order → (id, lots to keep): the newest are cut first."""
         size = self.size_of(account)
         plan: list[tuple[int, int]] = []
-        budget = abs(size)
+        budget = _abs(size)
         closing_side = SELL if size > 0 else BUY
         for order_id, side, remaining in orders:
             if size == 0 or side != closing_side:
@@ -598,7 +600,7 @@ class PerpMarket:
         if mark is None:
             raise OrderRejection("NO_ORACLE", f"{self.name}: its oracle has never published")
         self._check_band(price, mark)
-        lots = min(lots, abs(size))
+        lots = min(lots, _abs(size))
         worst = lots * (mark - price if size > 0 else price - mark) * self.q  # the equity lost if all fill at the limit
         equity = self.margin.equity(account, self.settlement)
         if worst > 0 and equity - worst < 0:
@@ -626,7 +628,7 @@ class PerpMarket:
             raise OrderRejection("MARGIN_MODE", f"{self.name}: cross/isolated changes only without a position "
                                  "or open orders here")  # fmt: skip
         if position is not None and leverage < old[0] and self.mark is not None:
-            notional = abs(position[0] * self.mark * self.q)
+            notional = _abs(position[0] * self.mark * self.q)
             need = self.initial_margin(notional, leverage) - self.initial_margin(notional, old[0])
             if isolated:
                 terms = self.isolated_terms(account)
@@ -854,6 +856,11 @@ class PerpMarket:
             isolated = sum(p[2] for p in self.positions.values())
             held = sum(self.view.balance(self.isolated_account, self.settlement))
             assert held == isolated, f"{self.name}: the isolated account holds {held}, positions' margins {isolated}"
+
+
+def _abs(value: int) -> int:
+    """|value|: compiled, builtins.abs boxes the integer and calls into Python; this stays a machine integer."""
+    return value if value >= 0 else -value
 
 
 def _flat_fee(received: int, centibps: int) -> int:
