@@ -1,6 +1,12 @@
 # The two commands of the README: `make demo` (set up, run the main job) and `make test`.
 # Everything installs into .venv; a fresh machine needs only Python >= 3.11 and a C compiler.
-PYTHON ?= python3
+# The interpreter .venv is made from. On a CPython built with profile-guided and link-time optimisation the
+# engine's hot path runs about 12% fewer instructions with 12-14% fewer I-cache misses (callgrind, the perps
+# bench) than on one built without, as pyenv builds by default; Debian's /usr/bin/python3 is such a build. So
+# /usr/bin/python3 when it is Python >= 3.11 with venv and its C headers, else python3; `make PYTHON=...` overrides
+# (an existing .venv keeps its interpreter: `make clean` first).
+SYSTEM_INCLUDE := $(shell /usr/bin/python3 -c 'import sys, sysconfig, ensurepip; print(sys.version_info >= (3, 11) and sysconfig.get_paths()["include"])' 2>/dev/null)
+PYTHON ?= $(if $(wildcard $(SYSTEM_INCLUDE)/Python.h),/usr/bin/python3,python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.exos-installed
@@ -17,7 +23,7 @@ CORE_SOURCES := core/pyproject.toml core/setup.py core/_cffi_src/build_book.py $
 .PHONY: demo spot-demo worldcup unified test ctest pytest lint bench clean
 
 $(STAMP): requirements/dev.txt $(CORE_SOURCES)
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./core -e ./plugins/spot -e ./plugins/prediction -e ./plugins/compliance -e ./plugins/oracles -e ./plugins/perps
 	@touch $@ $(CORE_BUILD)
