@@ -820,6 +820,8 @@ class Engine:
         asset: int  # declared: compiled, the lock is then machine arithmetic whichever branch sets it
         amount: int
         initial: tuple[int, int]
+        # a plugin's (a, b) result is unpacked from a declared tuple: unpacked directly, the names it assigns
+        # would be Any to the compiler from there on (generic arithmetic on boxed integers)
         try:
             if outcome:
                 if outcome >= ms.outcomes:
@@ -831,8 +833,6 @@ class Engine:
                 intent = OrderIntent(ms.index, account, side, price, size, tif, post_only, outcome)
                 for check in ms.checks:
                     check.check(intent)
-            # a plugin's result is unpacked from a declared tuple: unpacked directly, the names it assigns would be
-            # Any to the compiler from there on (generic arithmetic on boxed integers)
             if ms.margined:  # the protocol fixes a margined order's lock (size × class) and its first slots (0, 0)
                 admitted: tuple[int, int] = market.admit(account, side, price, size, bool(flags & _FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
                 slot3, size = admitted
