@@ -324,8 +324,10 @@ async def fund(port: int, addresses: list[bytes]) -> None:
 
 
 async def latency(port: int, domain: Domain, rate: float, seconds: float, background: list[list[bytes]],
-                  senders: list[bytes]) -> dict[str, float]:  # fmt: skip
-    """At `rate` background orders/s, probe send -> ack and send -> maker's fill on the user channel (ms)."""
+                  senders: list[bytes], trace: list[tuple[float, float, float]] | None = None,
+                  ) -> dict[str, float]:  # fmt: skip
+    """At `rate` background orders/s, probe send -> ack and send -> maker's fill on the user channel (ms); each
+    probe's (seconds since the first, ack ms, fill ms) appended to `trace` if given (the tail's episodes)."""
     import websockets
 
     (maker_key, maker), (taker_key, taker) = key(900_001), key(900_002)
@@ -361,6 +363,7 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
             probes.append(pair)
 
         async def probe() -> None:
+            first = 0.0
             stop = time.perf_counter() + seconds
             for pair in probes:
                 if time.perf_counter() >= stop:
@@ -379,6 +382,9 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
                         message = json.loads(await asyncio.wait_for(user.recv(), 10))
                         if message.get("type") == "Fill":
                             fills.append((time.perf_counter() - sent) * 1000)
+                            if trace is not None:
+                                first = first or sent
+                                trace.append((round(sent - first, 4), round(acks[-1], 3), round(fills[-1], 3)))
                             break
                 await asyncio.sleep(0.005)
 
@@ -494,6 +500,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, help="the latency run's background in orders/s, instead of --load "
                         "(to compare two builds at the same load)")  # fmt: skip
     parser.add_argument("--write", help="merge the figures into this JSON file under 'server'")
+    parser.add_argument("--trace", help="write each latency probe's (s since the first, ack ms, fill ms) to "
+                        "TRACE-verifiers=N.json")  # fmt: skip
     parser.add_argument("--no-history", action="store_true", help="serve without the history projector "
                         "(figures go under 'server_no_history')")  # fmt: skip
     args = parser.parse_args()
@@ -546,8 +554,12 @@ def main() -> int:
                 try:
                     background = args.rate or best_ws_single * args.load
                     seq0, ver0, _ = server.cpu()
-                    half = asyncio.run(latency(server.port, domain, background, args.seconds, ws_bodies, ws_senders))
+                    trace: list[tuple[float, float, float]] | None = [] if args.trace else None
+                    half = asyncio.run(latency(server.port, domain, background, args.seconds, ws_bodies, ws_senders,
+                                               trace))  # fmt: skip
                     seq1, ver1, _ = server.cpu()
+                    if trace is not None:
+                        pathlib.Path(f"{args.trace}-verifiers={verifiers}.json").write_text(json.dumps(trace))
                 finally:
                     server.stop()
                 # per background order over the whole run (warm-up included): lone orders cost more than pipelined
