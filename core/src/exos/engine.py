@@ -817,8 +817,6 @@ class Engine:
             raise Rejection("BAD_EXPIRY", f"expiry: only GTD orders carry one, got {expiry}")
         market = ms.market
         slot3 = outcome  # an outcome market's token; a margined market's order class (its margin per lot)
-        asset: int  # declared: compiled, the lock is then machine arithmetic whichever branch sets it
-        amount: int
         initial: tuple[int, int]
         # a plugin's (a, b) result is unpacked from a declared tuple: unpacked directly, the names it assigns
         # would be Any to the compiler from there on (generic arithmetic on boxed integers)
@@ -833,14 +831,11 @@ class Engine:
                 intent = OrderIntent(ms.index, account, side, price, size, tif, post_only, outcome)
                 for check in ms.checks:
                     check.check(intent)
-            if ms.margined:  # the protocol fixes a margined order's lock (size × class) and its first slots (0, 0)
+            if ms.margined:  # the protocol fixes a margined order's first slots (0, 0); its class is the lock's
                 admitted: tuple[int, int] = market.admit(account, side, price, size, bool(flags & _FLAG_REDUCE_ONLY))  # type: ignore[attr-defined]
                 slot3, size = admitted
-                asset, amount, initial = ms.margin_asset, size * slot3, _NO_SLOTS
-            else:
-                required: tuple[int, int] = market.lock_requirement(side, price, size, slot3)
-                asset, amount = required
-                initial = market.initial_slots(side, price, size, slot3)
+            asset, amount = ms.lock(side, price, size, slot3)
+            initial = _NO_SLOTS if ms.margined else market.initial_slots(side, price, size, slot3)
         except OrderRejection as rejection:
             raise Rejection(rejection.code, rejection.message) from None
         except Exception as exc:  # nothing has changed yet: a plugin failure refuses the order
