@@ -112,12 +112,13 @@ def main() -> int:
     if args.cache_child is not None:
         cache_child(args.cache_child, args.records, args.perps, args.warm)
         return 0
-    if args.cache and (args.warm % 1000 or args.n % 1000 or not args.warm):
-        parser.error("--cache needs --warm and --n in whole batches of 1,000")
     sys.path.insert(0, str(HERE))
+    from perps_bench import BATCH, perp_workload
+
+    if args.cache and (args.warm % BATCH or args.n % BATCH or not args.warm):
+        parser.error(f"--cache needs --warm and --n in whole batches of {BATCH:,}")
     import refstream
     from exos.simulate import standard_workload
-    from perps_bench import perp_workload
 
     stream = refstream.read(refstream.ensure(1_000_000, 42, HERE / "data"))
     workload = perp_workload(stream) if args.perps else standard_workload(stream, "BENCH")
