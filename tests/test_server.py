@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -9,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_hash.auto import keccak
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from tests.conftest import free_port, load_bench_module, running, serving
 
 from exos import commands as C
@@ -493,7 +497,7 @@ def test_an_action_met_by_a_missing_sequencer_is_a_503_envelope() -> None:
     """A verifier whose sequencer went away answers the signed-action routes with 503 UNAVAILABLE, not a bare 500."""
     import asyncio
 
-    from exos.gateway import ActionRoutes, Answer, Gateway, model_route
+    from exos.gateway import ActionRoutes, Answer, Gateway, Submitted, model_route
     from exos.server import SignedAction
     from exos.signing import Domain
 
@@ -504,6 +508,9 @@ def test_an_action_met_by_a_missing_sequencer_is_a_503_envelope() -> None:
 
         async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
             raise ConnectionError("the sequencer went away")
+
+        def submit_then(self, ip: str | None, records: list[bytes], then: Callable[[Submitted], None]) -> None:
+            then(ConnectionError("the sequencer went away"))
 
     gateway = Gateway(Gone())
 
@@ -534,6 +541,10 @@ def test_an_action_met_by_a_missing_sequencer_is_a_503_envelope() -> None:
     asyncio.run(ActionRoutes(framework, {"/v1/actions": gone}, 1 << 16)(scope, receive, send))
     assert sent[0]["status"] == 503
     assert json.loads(sent[1]["body"]) == {"error": {"code": "UNAVAILABLE", "message": "the sequencer went away"}}
+    answered: list[tuple[int, Any]] = []  # the order channel's taskless path answers alike
+    action = signed(order(2))
+    gateway.one_then(None, action["record"], action["signature"], lambda status, body: answered.append((status, body)))
+    assert answered == [(503, {"error": {"code": "UNAVAILABLE", "message": "the sequencer went away"}})]
 
 
 def test_a_host_can_send_the_signed_actions_through_its_own_middleware(tmp_path: Path) -> None:
@@ -602,3 +613,100 @@ def test_websocket_messages_are_bounded_on_every_serve_path(server: tuple[str, E
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     assert engine.seq == before
+
+
+@pytest.mark.parametrize("verifiers", [0, 1], ids=["in-process", "one-verifier"])
+def test_a_post_sent_with_a_login_and_subscriptions_in_one_write_is_handled_after_them(
+    tmp_path: Path, verifiers: int
+) -> None:
+    """A login, the user channel, a book and an order in one TCP write: the order channel's taskless path takes a
+    post only when nothing before it is pending, so the order comes after all three: the book's snapshot lacks it
+    and a delta continuing the snapshot adds it, the user channel carries its acceptance, its answer follows."""
+    bench = load_bench_module("server_bench")
+    price = 6_400_000
+    user = {"op": "subscribe", "id": "u", "channel": "user", "address": "0x" + TRADER.hex()}
+    book = {"op": "subscribe", "id": "b", "channel": "book", "market": "BTC-USDC"}
+
+    async def exchange(port: int) -> list[dict[str, Any]]:
+        reader, writer = await bench.ws_open(port)
+        post = {"op": "post", "id": 7, "action": signed(order(time.time_ns(), price=price))}
+        texts = [login().encode(), *(json.dumps(m).encode() for m in (user, book, post))]
+        writer.write(b"".join(bench.ws_frame(text, b"abcd") for text in texts))
+        buffer, messages = bytearray(), list[dict[str, Any]]()
+        while not any(m.get("channel") == "post" for m in messages):
+            messages.append(json.loads(await asyncio.wait_for(bench.ws_message(reader, buffer), 10)))
+        writer.close()
+        return messages
+
+    context: contextlib.AbstractContextManager[str]
+    if verifiers:
+        context = serving(manifest(tmp_path), "--verifiers", str(verifiers), "--journal", str(tmp_path / "journal"))
+    else:
+        context = running(create_app(Engine.from_manifest(manifest(tmp_path), journal=tmp_path / "journal")))
+    with context as base:
+        assert httpx.post(f"{base}/v1/faucet", json={"address": "0x" + TRADER.hex()}, timeout=10).status_code == 200
+        messages = asyncio.run(exchange(int(base.rsplit(":", 1)[1])))
+    assert [(m["channel"], m.get("type")) for m in messages[:4]] == [
+        ("login", None), ("subscription", None), ("book", "snapshot"), ("subscription", None)]  # fmt: skip
+    snapshot = messages[2]
+    assert [str(price), "3", "1"] not in snapshot["bids"]
+    delta = next(m for m in messages if m.get("type") == "delta")
+    assert delta["prev_seq"] == snapshot["seq"] and delta["bids"] == [[str(price), "3", "1"]]
+    accepted = next(m for m in messages if m["channel"] == "user" and m["type"] == "OrderAccepted")
+    answer = messages[-1]
+    assert (answer["id"], answer["status"], answer["accepted"]) == (7, 200, True)
+    assert accepted["order_id"] == next(e["order_id"] for e in answer["events"] if e["type"] == "OrderAccepted")
+
+
+def _hex_texts(sizes: list[int]) -> st.SearchStrategy[Any]:
+    """0x-hex strings of bytes around the model's bounds, upper or lower case, and near misses the model refuses."""
+    good = st.builds(lambda n, upper: "0x" + ("AB" if upper else "ab") * n, st.sampled_from(sizes), st.booleans())
+    bad = st.sampled_from([" ", "a", "\n"]).map(lambda tail: "0x" + "ab" * sizes[1] + tail) | st.sampled_from(
+        ["0x" + "ab" * 90 + " " + "ab" * 92, "ab" * 183, "0x" + "zz" * 182, "0X" + "ab" * 182, "0x" + "\u0661" * 364]
+    )
+    return st.one_of(good, good, good, bad, st.integers(), st.none())  # mostly well formed: the model must accept some
+
+
+records, signatures = _hex_texts([181, 182, 183, 4096, 4097]), _hex_texts([64, 65, 65, 65, 66])
+post_shapes = st.dictionaries(
+    st.sampled_from(["op", "id", "action", "extra"]),
+    st.one_of(
+        st.sampled_from(["post", "Post", "post\n", "batch"]),
+        st.integers(-(2**63), 2**64 - 1),
+        st.text(max_size=4),
+        st.booleans(),
+        st.none(),
+        st.floats(allow_nan=False),
+        st.dictionaries(st.sampled_from(["record", "signature", "extra"]), records),
+        st.builds(lambda record, signature: {"record": record, "signature": signature}, records, signatures),
+    ),
+)
+
+
+@settings(deadline=None)
+@given(
+    post_shapes
+    | st.builds(
+        lambda i, action: {"op": "post", "id": i, "action": action},
+        st.integers(-1, 1) | st.text(max_size=2),
+        st.builds(lambda r, s: {"record": r, "signature": s}, records, signatures),
+    )
+)
+@example({"op": "post", "id": 1, "action": {"record": "0x" + "ab" * 182, "signature": "0x" + "CD" * 65}})
+@example({"op": "post", "id": "x", "action": {"record": "0x" + "AB" * 4096, "signature": "0x" + "cd" * 65}})
+@example({"op": "post", "id": True, "action": {"record": "0x" + "ab" * 182, "signature": "0x" + "cd" * 65}})
+@example({"op": "post", "id": 1, "action": {"record": "0x" + "ab" * 182 + "\n", "signature": "0x" + "cd" * 65}})
+def test_the_taskless_order_path_takes_exactly_the_posts_the_model_accepts(raw: dict[str, Any]) -> None:
+    """What `_lone_post` takes (the order channel's path without tasks), `_Post` accepts with the same fields, and
+    the other way round, over JSON's values (orjson reads integers as 64-bit): the model keeps every refusal."""
+    from pydantic import ValidationError
+
+    from exos.server import _lone_post, _Post
+
+    taken = _lone_post(raw)
+    try:
+        model = _Post.model_validate(raw)
+    except ValidationError:
+        assert taken is None
+        return
+    assert taken == (model.id, model.action.record, model.action.signature)

@@ -19,7 +19,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
-from exos.websocket import WebSocketProtocol
+from exos.websocket import DIRECT, WebSocketProtocol
 
 EXAMPLES = max(settings().max_examples // 5, 20)  # 100 in the ci profile, 4,000 in the long one
 MAX_SIZE = 100_000  # smaller than some frames below: the size limit is part of what must agree
@@ -80,15 +80,21 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True,
 
 
 def serve(
-    protocol_class: type[WebSocketsSansIOProtocol], chunks: list[bytes], *, echo: bool = True
+    protocol_class: type[WebSocketsSansIOProtocol], chunks: list[bytes], *, echo: bool = True, divert: str = ""
 ) -> tuple[list[Any], bytes, bool, int]:
     """Feed `chunks` (after the upgrade) to a protocol over an app that echoes (or only listens): (the app's
-    messages, the bytes written after the handshake, whether the protocol hung up, messages left queued)."""
+    messages, the bytes written after the handshake, whether the protocol hung up, messages left queued).
+
+    With `divert`, the app takes the text messages that start with it from the direct channel and echoes them
+    there (what the channel cannot write now, it declines: the app echoes it the ASGI way)."""
     received: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})
+        if divert:
+            direct = scope["extensions"][DIRECT]
+            direct.divert(lambda text: text.startswith(divert) and direct.send_now(b"echo " + text.encode()))
         while True:
             message = await receive()
             received.append(message)
@@ -179,6 +185,26 @@ def test_the_fast_protocol_reads_a_stream_cut_anywhere(sent: list[bytes], cuts: 
     assert serve(WebSocketProtocol, chunks, echo=False) == serve(WebSocketsSansIOProtocol, frames, echo=False)
 
 
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.lists(frames | st.builds(lambda text: frame(1, ("t" + text).encode()), texts), min_size=1, max_size=8))
+def test_the_direct_channel_takes_what_the_app_takes_and_writes_as_send_does(sent: list[bytes]) -> None:
+    """An app that takes some texts from the direct channel (those starting with "t") and answers them with
+    `send_now`: the same bytes on the wire as uvicorn's protocol answering everything, and the app's queue gets
+    the rest in order (a fragmented message is never offered: the queue has it)."""
+    frames = [piece for each in sent for piece in _split_frames(each)]
+    ours = serve(WebSocketProtocol, frames, divert="t")
+    theirs = serve(WebSocketsSansIOProtocol, frames)
+    assert ours[1:] == theirs[1:]
+    queued = iter(ours[0])
+    pending = next(queued, None)
+    for message in theirs[0]:
+        if message == pending:
+            pending = next(queued, None)
+        else:
+            assert message.get("text", "").startswith("t"), message  # only a "t" message may have been taken
+    assert pending is None  # and the queue got nothing else
+
+
 @pytest.mark.parametrize("size", [0, 120, 121, 122, 1_000, 65_530, 65_531])
 def test_answers_at_each_length_form(size: int) -> None:
     """Answers of 5 to 65,536 bytes ("echo " + the message): each length form and its bounds, as uvicorn writes."""
@@ -218,3 +244,10 @@ def test_whole_text_frames_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
     assert parsed == [UPGRADE]
     assert [m.get("text") for m in received[:3]] == ["one", "two", "\u00e9" * 300]
     assert wire.startswith(b"\x81\x08echo one\x81\x08echo two")
+
+
+def test_the_direct_channel_answers_what_it_takes_without_the_app() -> None:
+    """Taken messages never reach the app's queue; their answers go out at once, in order with the app's."""
+    received, wire, _, queued = serve(WebSocketProtocol, [frame(1, b"take me") + frame(1, b"queue me")], divert="t")
+    assert [m.get("text") for m in received] == ["queue me", None]  # then the disconnect
+    assert wire == b"\x81\x0cecho take me\x81\x0decho queue me" and queued == 0

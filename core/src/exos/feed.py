@@ -107,20 +107,33 @@ class Subscriber:
         self.logins: dict[bytes, bytes] = {}  # account -> the signer that logged in as it (itself or an agent)
         self.timers: dict[bytes, asyncio.TimerHandle] = {}  # account -> the logout when its agent expires
         self.loop: Any = None  # the event loop serving the connection (the server sets it)
+        # sends a message to the client at once if the connection takes it now (exos.websocket's direct channel);
+        # the server sets it
+        self.direct: Callable[[dict[str, Any]], bool] | None = None
+        self.sending = False  # the sender holds messages taken from the queues and not yet written
+
+    def _sent_now(self, message: dict[str, Any]) -> bool:
+        """Write `message` at once if nothing is waiting to go before it and the connection takes it now."""
+        return (self.direct is not None and not self.sending and not self.queue and not self.answers
+                and self.direct(message))  # fmt: skip
 
     def push(self, message: dict[str, Any]) -> None:
-        """Queue a message; a full queue marks the client behind (the sender resyncs it)."""
+        """Send or queue a message; a full queue marks the client behind (the sender resyncs it)."""
         if self.behind:
             return
         if len(self.queue) >= QUEUE_MAX:
             self.queue.clear()
             self.behind = True
+        elif self._sent_now(message):
+            return
         else:
             self.queue.append(message)
         self.wake.set()
 
     def answer(self, message: dict[str, Any]) -> None:
-        """Queue a reply to one of the client's requests (bounded by what the client itself sends)."""
+        """Send or queue a reply to one of the client's requests (bounded by what the client itself sends)."""
+        if not self.behind and self._sent_now(message):
+            return
         self.answers.append(message)
         self.wake.set()
 

@@ -22,6 +22,7 @@ from exos.feed import raw_json
 from exos.signing import Domain, SignatureError, batch_digest, recover, recover_digest, with_signer
 
 Answer = tuple[str, str] | list[RawEvent]  # per record: an error (code, message) or its events
+Submitted = list[Answer] | ConnectionError  # what a submission comes to: an answer per record, or no sequencer
 # a route of ActionRoutes: (body, client IP) -> (status, JSON body), or None to leave the request to the framework
 Route = Callable[[bytes, "str | None"], Awaitable["tuple[int, Any] | None"]]
 M = TypeVar("M", bound=BaseModel)
@@ -34,6 +35,10 @@ class Submitter(Protocol):
 
     async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
         """Per record, its events or an error (code, message)."""
+        ...
+
+    def submit_then(self, ip: str | None, records: list[bytes], then: Callable[[Submitted], None]) -> None:
+        """As `submit`, the answers (or the ConnectionError) passed to `then` instead of returned."""
         ...
 
 
@@ -57,6 +62,13 @@ def refusal(exc: ExosError) -> dict[str, Any]:
     """The error body for a bad signature (its own code) or a bad record (BAD_RECORD)."""
     code = exc.code if isinstance(exc, SignatureError) else "BAD_RECORD"
     return {"error": {"code": code, "message": exc.message}}
+
+
+def one_result(answer: Answer, signer: bytes) -> tuple[int, dict[str, Any]]:
+    """(status, body) of one signed action's answer: 429 if the sequencer refused it for its rate, else 200."""
+    if isinstance(answer, tuple) and answer[0] == "RATE_LIMITED":
+        return 429, {"error": {"code": answer[0], "message": answer[1]}}
+    return 200, answer_json(answer, signer)
 
 
 def unavailable(exc: ConnectionError) -> tuple[int, dict[str, Any]]:
@@ -96,9 +108,22 @@ class Gateway:
             [answer] = await self.backend.submit(ip, [record])
         except ConnectionError as exc:
             return unavailable(exc)
-        if isinstance(answer, tuple) and answer[0] == "RATE_LIMITED":
-            return 429, {"error": {"code": answer[0], "message": answer[1]}}
-        return 200, answer_json(answer, signer)
+        return one_result(answer, signer)
+
+    def one_then(self, ip: str | None, record_hex: str, signature_hex: str,
+                 done: Callable[[int, dict[str, Any]], None]) -> None:  # fmt: skip
+        """As `one`, with (status, body) passed to `done`: at once for a refusal, else when the sequencer answers
+        (no task: the WebSocket order channel's path for a lone action)."""
+        try:
+            record, signer = verify(record_hex, signature_hex, self.domain)
+        except ExosError as exc:
+            done(400, refusal(exc))
+            return
+
+        def answered(answers: Submitted) -> None:
+            done(*(unavailable(answers) if isinstance(answers, ConnectionError) else one_result(answers[0], signer)))
+
+        self.backend.submit_then(ip, [record], answered)
 
     async def many(self, ip: str | None, actions: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
         """Separately signed actions, the valid ones in order under one commit; (200, a result per item)."""

@@ -50,7 +50,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
@@ -63,11 +63,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exos.auth import WINDOW_MS, Authenticator, may_read
 from exos.engine import Engine
 from exos.feed import ANSWERS_MAX, Feed, Subscriber
-from exos.gateway import ActionRoutes, Answer, Gateway, model_route
+from exos.gateway import ActionRoutes, Answer, Gateway, Submitted, model_route
 from exos.history_routes import HistoryReader, add_routes
 from exos.ratelimit import Buckets, Limits
 from exos.sequencer import QueryError, Sequencer, address_param, bounded
 from exos.signing import Domain
+from exos.websocket import DIRECT, WebSocketProtocol
 from exos.wire import FrameReader, frame
 
 MAX_BODY = 64 * 1024
@@ -239,6 +240,9 @@ def _read_limited(reads: Buckets) -> str:
 # ------------------------------------------------------------------ backends
 
 
+_PENDING: set[asyncio.Future[Any]] = set()  # tasks the server starts and nothing awaits (the loop holds weak refs)
+
+
 class LocalBackend:
     """The sequencer in this process (tests, `--verifiers 0`): one request at a time under a lock."""
 
@@ -257,6 +261,12 @@ class LocalBackend:
             events, [answer] = self.sequencer.submit([(ip, records)])
             self.feed.publish(events)
         return [events[int(a) : int(b)] if isinstance(a, int) else (str(a), str(b)) for a, b in answer]
+
+    def submit_then(self, ip: str | None, records: list[bytes], then: Callable[[Submitted], None]) -> None:
+        """As `submit`, the answers passed to `then` (from a task: the lock may be held)."""
+        task = asyncio.ensure_future(self.submit(ip, records))
+        _PENDING.add(task)
+        task.add_done_callback(functools.partial(_then, then))
 
     async def query(self, name: str, **args: Any) -> Any:
         """A read (QueryError if it cannot be answered)."""
@@ -283,6 +293,22 @@ class LocalBackend:
                     self.feed.publish(self.sequencer.tick())
 
 
+def _then(then: Callable[[Submitted], None], task: asyncio.Future[list[Answer]]) -> None:
+    """Pass a finished submission's answers on (its exception, if any, goes to the loop's handler)."""
+    _PENDING.discard(task)
+    then(task.result())
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    """Resolve a waiting request's future with its answer, or fail it with the ConnectionError that ended it."""
+    if future.done():
+        return
+    if isinstance(value, ConnectionError):
+        future.set_exception(value)
+    else:
+        future.set_result(value)
+
+
 class RemoteBackend:
     """The sequencer in its own process, over a Unix socket (`exos.wire` frames)."""
 
@@ -294,8 +320,8 @@ class RemoteBackend:
         self.limits = limits
         self.feed = feed
         self.ids = itertools.count(1)
-        self.waiting: dict[int, asyncio.Future[Any]] = {}
-        self.writer: asyncio.StreamWriter | None = None
+        self.waiting: dict[int, Callable[[Any], None]] = {}  # request id -> what takes its answer
+        self.transport: asyncio.Transport | None = None  # the socket, once the loop serves it
         self.outbox: list[tuple[int, str | None, list[bytes]]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -320,18 +346,14 @@ class RemoteBackend:
         return cls(sock, Domain.from_info(answers[0]), feed, Limits(**answers[2]), bytes(reader.buffer))
 
     async def run(self) -> None:
-        """Read the sequencer's frames: group events (the feed and the answers) and read answers, until it goes."""
-        reader, self.writer = await asyncio.open_unix_connection(sock=self.sock)
-        self.writer.write(frame(marshal.dumps(("r",))))  # ready: the listening socket queues connections already
-        frames = FrameReader()
-        for message in frames.feed(self.pending):
-            self._dispatch(message)
-        while data := await reader.read(1 << 20):
-            for message in frames.feed(data):
-                self._dispatch(message)
-        for future in self.waiting.values():
-            if not future.done():
-                future.set_exception(ConnectionError("the sequencer went away"))
+        """Take the sequencer's frames (group events for the feed and the answers, read answers) until it goes."""
+        loop = self._loop()
+        closed: asyncio.Future[None] = loop.create_future()
+        await loop.create_unix_connection(lambda: _SequencerLink(self, closed), sock=self.sock)
+        await closed
+        waiting, self.waiting = self.waiting, {}
+        for then in waiting.values():
+            then(ConnectionError("the sequencer went away"))
         os.kill(os.getpid(), signal.SIGTERM)  # without a sequencer this verifier has nothing to serve
 
     def _dispatch(self, message: bytes) -> None:
@@ -341,13 +363,13 @@ class RemoteBackend:
             events = marshal.loads(decoded[1])
             self.feed.publish(events)
             for request_id, answer in decoded[2]:
-                future = self.waiting.pop(request_id, None)
-                if future is not None and not future.done():
-                    future.set_result([events[a:b] if isinstance(a, int) else (a, b) for a, b in answer])
+                then = self.waiting.pop(request_id, None)
+                if then is not None:
+                    then([events[a:b] if isinstance(a, int) else (a, b) for a, b in answer])
         else:
-            future = self.waiting.pop(decoded[1], None)
-            if future is not None and not future.done():
-                future.set_result((decoded[2], decoded[3]))
+            then = self.waiting.pop(decoded[1], None)
+            if then is not None:
+                then((decoded[2], decoded[3]))
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         """The event loop serving this process, asked once: each `asyncio.get_running_loop()` is a getpid system
@@ -356,42 +378,54 @@ class RemoteBackend:
             self.loop = asyncio.get_running_loop()
         return self.loop
 
+    def _write(self, message: tuple[Any, ...]) -> None:
+        """Send one frame to the sequencer."""
+        assert self.transport is not None
+        self.transport.write(frame(marshal.dumps(message)))
+
     def _expect(self, request_id: int) -> asyncio.Future[Any]:
         """The future the answer to `request_id` resolves."""
-        if self.writer is None:
+        if self.transport is None:
             raise ConnectionError("not connected to the sequencer")
         future: asyncio.Future[Any] = self._loop().create_future()
-        self.waiting[request_id] = future
+        self.waiting[request_id] = functools.partial(_resolve, future)
         return future
 
     async def _ask(self, kind: str, *args: Any) -> Any:
         """Send a read or a faucet request and wait for its payload (QueryError if refused)."""
         request_id = next(self.ids)
         future = self._expect(request_id)
-        assert self.writer is not None
-        self.writer.write(frame(marshal.dumps((kind, request_id, *args))))
+        self._write((kind, request_id, *args))
         status, payload = await future
         if status != 200:
             raise QueryError(status, payload["code"], payload["message"])
         return payload
 
     async def submit(self, ip: str | None, records: list[bytes]) -> list[Answer]:
-        """Have the sequencer apply one request's records; per record its events or an error.
+        """Have the sequencer apply one request's records; per record its events or an error."""
+        future: asyncio.Future[list[Answer]] = self._loop().create_future()
+        self.submit_then(ip, records, functools.partial(_resolve, future))
+        return list(await future)
+
+    def submit_then(self, ip: str | None, records: list[bytes], then: Callable[[Submitted], None]) -> None:
+        """As `submit`, the answers (or the ConnectionError) passed to `then`, called from the loop.
 
         Requests that arrive in the same turn of the event loop travel in one frame (fewer system calls
         on both sides, and larger group commits)."""
+        if self.transport is None:
+            then(ConnectionError("not connected to the sequencer"))
+            return
         request_id = next(self.ids)
-        future = self._expect(request_id)
+        self.waiting[request_id] = then
         if not self.outbox:
             self._loop().call_soon(self._flush)
         self.outbox.append((request_id, ip, records))
-        return list(await future)
 
     def _flush(self) -> None:
         """Send the submits gathered in this turn of the event loop as one frame."""
         outbox, self.outbox = self.outbox, []
-        if outbox and self.writer is not None:
-            self.writer.write(frame(marshal.dumps(("S", outbox))))
+        if outbox and self.transport is not None:
+            self._write(("S", outbox))
 
     async def query(self, name: str, **args: Any) -> Any:
         """A read answered by the sequencer (QueryError if it cannot be answered)."""
@@ -407,6 +441,33 @@ class RemoteBackend:
 
     async def timers(self) -> None:
         """The sequencer process fires timers itself."""
+
+
+class _SequencerLink(asyncio.Protocol):
+    """A verifier's end of the sequencer's socket: each frame dispatched as it completes (no stream, no task)."""
+
+    def __init__(self, backend: RemoteBackend, closed: asyncio.Future[None]) -> None:
+        """Feed `backend`; resolve `closed` when the sequencer goes."""
+        self.backend = backend
+        self.frames = FrameReader()
+        self.closed = closed
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Say ready (the listening socket queues connections already), then take what the handshake read past."""
+        self.backend.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
+        self.backend._write(("r",))
+        self.data_received(self.backend.pending)
+
+    def data_received(self, data: bytes) -> None:
+        """Dispatch every frame now complete."""
+        dispatch = self.backend._dispatch
+        for message in self.frames.feed(data):
+            dispatch(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The sequencer has gone."""
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 Backend = LocalBackend | RemoteBackend
@@ -605,9 +666,16 @@ def create_app(
         subscriber = Subscriber()
         subscriber.loop = asyncio.get_running_loop()
         sender = asyncio.ensure_future(_send_loop(ws, subscriber, feed))
+        direct: WebSocketProtocol | None = ws.scope.get("extensions", {}).get(DIRECT)
+        connection = _Connection(subscriber, gateway, ip_of(ws))
+        if direct is not None:  # served by exos's protocol: lone orders and every message out skip the tasks
+            subscriber.direct = functools.partial(_send_json, direct)
+            direct.divert(connection.take)
         try:
             while True:
+                connection.idle = True
                 text = await ws.receive_text()
+                connection.idle = False
                 if len(subscriber.answers) > ANSWERS_MAX:
                     await ws.close(code=1008, reason=f"more than {ANSWERS_MAX} replies unread")
                     break
@@ -618,6 +686,10 @@ def create_app(
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            connection.idle = False
+            if direct is not None:
+                direct.divert(None)
+            subscriber.direct = None
             feed.close(subscriber)
             sender.cancel()
 
@@ -682,7 +754,6 @@ class _SignedBatch(OneSignatureBatch):
     id: str | int
 
 
-_POSTS: set[asyncio.Future[None]] = set()
 _WS_MODELS: dict[str, type[BaseModel]] = {
     "subscribe": _Subscribe, "unsubscribe": _Subscribe, "login": _Login, "logout": _Logout, "post": _Post,
     "batch": _Batch, "signed_batch": _SignedBatch,
@@ -744,8 +815,73 @@ async def _ws_message(text: str, subscriber: Subscriber, feed: Feed, gateway: Ga
         return
     subscriber.inflight += 1
     task = subscriber.loop.create_task(_ws_post(message, subscriber, gateway, ip))
-    _POSTS.add(task)  # the loop keeps only weak references to tasks
-    task.add_done_callback(_POSTS.discard)
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
+
+def _send_json(direct: WebSocketProtocol, message: dict[str, Any]) -> bool:
+    """Send `message` as JSON on the direct channel if the connection takes it now."""
+    return direct.send_now(orjson.dumps(message))
+
+
+class _Connection:
+    """One WebSocket's order channel, taking lone well-formed `post` messages straight from the protocol."""
+
+    def __init__(self, subscriber: Subscriber, gateway: Gateway, ip: str | None) -> None:
+        """Answer on `subscriber`'s connection; forward through `gateway` for the client at `ip`."""
+        self.subscriber = subscriber
+        self.gateway = gateway
+        self.ip = ip
+        self.idle = False  # the endpoint waits for a message, everything before it handled
+
+    def take(self, text: str) -> bool:
+        """Handle `text` now if it is a post that `_Post` accepts and the endpoint is idle (nothing before it is
+        still being handled, so order is kept); whether it did. Everything else goes the endpoint's way, which
+        answers every refusal (bounds, in-flight limit, the model's errors) in its own words."""
+        subscriber = self.subscriber
+        if (not self.idle or len(text) > MAX_BODY or subscriber.inflight >= MAX_IN_FLIGHT
+                or len(subscriber.answers) > ANSWERS_MAX):  # fmt: skip
+            return False
+        try:
+            post = _lone_post(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            return False
+        if post is None:
+            return False
+        request_id, record, signature = post
+        subscriber.inflight += 1
+        self.gateway.one_then(self.ip, record, signature, functools.partial(self._answered, request_id))
+        return True
+
+    def _answered(self, request_id: str | int, status: int, body: dict[str, Any]) -> None:
+        """Send (or queue) the answer to a post taken here."""
+        self.subscriber.inflight -= 1
+        self.subscriber.answer({"channel": "post", "id": request_id, "status": status, **body})
+
+
+def _lone_post(raw: Any) -> tuple[str | int, str, str] | None:
+    """(id, record, signature) of a message exactly as `_Post` (strict, no extra fields) accepts it; else None."""
+    if type(raw) is not dict or len(raw) != 3 or raw.get("op") != "post":
+        return None
+    request_id, action = raw.get("id"), raw.get("action")
+    if not (type(request_id) is str or type(request_id) is int) or type(action) is not dict or len(action) != 2:
+        return None
+    record, signature = action.get("record"), action.get("signature")
+    if type(record) is not str or type(signature) is not str or not (_hex_bytes(record) and _hex_bytes(signature)):
+        return None
+    if not (182 <= (len(record) - 2) // 2 <= 4096 and len(signature) == 132):
+        return None
+    return request_id, record, signature
+
+
+def _hex_bytes(text: str) -> bool:
+    """Whether `text` is 0x and whole bytes of hex digits, nothing else (bytes.fromhex alone skips whitespace)."""
+    if not text.startswith("0x"):
+        return False
+    try:
+        return 2 * len(bytes.fromhex(text[2:])) == len(text) - 2
+    except ValueError:
+        return False
 
 
 async def _ws_login(message: _Login | _Logout, subscriber: Subscriber, feed: Feed, auth: Authenticator) -> None:
@@ -802,8 +938,10 @@ async def _send_loop(ws: WebSocket, subscriber: Subscriber, feed: Feed) -> None:
                 subscriber.queue.clear()
             messages += subscriber.answers
             subscriber.answers.clear()
+            subscriber.sending = True  # nothing is written directly past these
             for message in messages:
                 await ws.send_text(orjson.dumps(message).decode())
+            subscriber.sending = False
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
 
@@ -918,8 +1056,6 @@ def uvicorn_config(app: Any, **settings: Any) -> Any:
     """uvicorn's Config as the venue serves `app`: exos's WebSocket protocol, no permessage-deflate, messages up to
     WS_MAX_MESSAGE, warnings only; `settings` adds to them (host and port)."""
     import uvicorn
-
-    from exos.websocket import WebSocketProtocol
 
     return uvicorn.Config(app, log_level="warning", ws=WebSocketProtocol, ws_per_message_deflate=WS_DEFLATE,
                           ws_max_size=WS_MAX_MESSAGE, **settings)  # fmt: skip

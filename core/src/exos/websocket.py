@@ -14,10 +14,18 @@ byte and one frame per call, to the inherited `websockets` parser, so its rules 
 size limits, close codes. One difference, on purpose: uvicorn drops the messages that share a read with a
 protocol error; here each frame is judged on its own. `tests/test_websocket_protocol.py` runs both
 protocols over the same frames, cut anywhere, and compares what the app gets and what goes on the wire.
+
+The protocol also offers the app a direct channel, as the ASGI extension `scope["extensions"][DIRECT]` (absent
+under any other server): `divert(take)` has each whole text frame offered to `take(text)` as it is read, while
+the app's queue is empty, before it is queued (`take` returns whether it handled the message; what it declines
+is queued as usual), and `send_now(data)` writes UTF-8 `data` as one text frame at once if the connection is
+open and writable (else False: the caller sends it the ASGI way). A lone message then costs no task switch
+either way, which is most of what an order on the order channel costs a verifier beyond its signature.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -32,6 +40,7 @@ except ImportError:  # websockets built without its C extension (as websockets.f
 _TEXT_FIN = 0x81  # FIN, no RSV bits, opcode 1 (text)
 _FAST_MAX = 0xFFFF  # frames whose length fits the 16-bit form
 _UNDECIDED, _FAST, _SLOW = 0, 1, 2
+DIRECT = "exos.websocket"  # the scope extension naming the protocol's direct channel (see the module docstring)
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
@@ -44,6 +53,40 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self._inbox = b""  # the start of a frame not yet complete (bounded by _limit + 8 bytes)
         self._handing = 0  # bytes of the current frame still owed to the inherited parser
         self._limit = min(_FAST_MAX, self.config.ws_max_size or _FAST_MAX)
+        self._take: Callable[[str], bool] | None = None  # the app's taker of text messages (divert)
+
+    def handle_connect(self, event: Any) -> None:
+        """As uvicorn's; an accepted upgrade's scope also offers the direct channel (the app starts later)."""
+        super().handle_connect(event)
+        if self.response.status_code == 101:
+            self.scope["extensions"][DIRECT] = self  # type: ignore[assignment]
+
+    def divert(self, take: Callable[[str], bool] | None) -> None:
+        """Offer each whole text frame to `take` while the app's queue is empty (None: stop offering)."""
+        self._take = take
+
+    def send_now(self, data: bytes) -> bool:
+        """Write `data` (UTF-8) as one text frame if the connection is open and writable; whether it was."""
+        if not self._direct_open() or not self.writable.is_set() or self.transport.is_closing():
+            return False
+        self._write(0x81, data)
+        return True
+
+    def _direct_open(self) -> bool:
+        """Whether frames may be written here rather than through the inherited serialiser."""
+        return (self.handshake_complete and not self.close_sent and self.initial_response is None
+                and self.conn.state is State.OPEN and not self.conn.extensions)  # fmt: skip
+
+    def _write(self, opcode: int, data: bytes) -> None:
+        """One unmasked FIN frame."""
+        size = len(data)
+        if size < 126:
+            header = bytes((opcode, size))
+        elif size < 65536:
+            header = bytes((opcode, 126)) + size.to_bytes(2, "big")
+        else:
+            header = bytes((opcode, 127)) + size.to_bytes(8, "big")
+        self.transport.write(header + data)
 
     def data_received(self, data: bytes) -> None:
         """Frames read here while the connection is open and the inherited parser sits at a frame boundary."""
@@ -116,6 +159,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 at += head + length
                 if self.close_sent:  # past the app's close: discarded, as uvicorn does
                     continue
+                if self._take is not None and self.queue.empty() and self._take(text):
+                    continue
                 self.queue.put_nowait({"type": "websocket.receive", "text": text})
                 if not self.read_paused:
                     self.read_paused = True
@@ -126,9 +171,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         """An app's text or bytes message on an open connection is one FIN frame; anything else as uvicorn."""
-        if (message["type"] != "websocket.send" or not self.handshake_complete or self.close_sent
-                or self.initial_response is not None or self.conn.state is not State.OPEN
-                or self.conn.extensions):  # fmt: skip
+        if message["type"] != "websocket.send" or not self._direct_open():
             await super().send(message)
             return
         text, data = message.get("text"), message.get("bytes")
@@ -142,11 +185,4 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         await self.writable.wait()
         if self.disconnected:
             raise ClientDisconnected()
-        size = len(data)
-        if size < 126:
-            header = bytes((opcode, size))
-        elif size < 65536:
-            header = bytes((opcode, 126)) + size.to_bytes(2, "big")
-        else:
-            header = bytes((opcode, 127)) + size.to_bytes(8, "big")
-        self.transport.write(header + data)
+        self._write(opcode, data)
