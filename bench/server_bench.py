@@ -445,7 +445,7 @@ async def scenario(port: int, domain: Domain, kind: str, seconds: float, connect
     await fund(port, [a for _, a in keys])
     orders = Orders(domain, seed)
     single = kind.endswith("single")
-    per_conn = int(12_000 * seconds / connections) + 10 if single else int(500 * seconds / connections) + 2
+    per_conn = int(20_000 * seconds / connections) + 10 if single else int(800 * seconds / connections) + 2
     bodies: list[list[bytes]] = []
     for private, address in keys:
         items = orders.single(private, address, per_conn) if single else orders.batches(private, address, per_conn)
