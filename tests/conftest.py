@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import select
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -96,19 +98,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def first_line(process: subprocess.Popen[str], seconds: float = 60) -> str:
+    """The first line `process` prints, or "" if none comes within `seconds`: a server that never gets ready fails
+    its test instead of hanging the suite."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], seconds)
+    return process.stdout.readline() if ready else ""
+
+
 @contextlib.contextmanager
 def serving(manifest: Path, *options: str, port: int | None = None) -> Iterator[str]:
     """`exos serve MANIFEST --port P OPTIONS...` in its own process, once it says where it listens: its base URL.
 
     On leaving, SIGTERM; the server must exit 0."""
-    import subprocess
-
     port = port or free_port()
     process = subprocess.Popen([sys.executable, "-m", "exos.cli", "serve", str(manifest), "--port", str(port),
                                 *options], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     assert process.stdout is not None
     try:
-        line = process.stdout.readline()
+        line = first_line(process)
         assert line.startswith(f"listening on http://127.0.0.1:{port}"), f"exos serve did not start: {line!r}"
         yield f"http://127.0.0.1:{port}"
     finally:
