@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from tests.conftest import free_port, load_bench_module, running, serving
+from tests.conftest import first_line, free_port, load_bench_module, running, serving
 
 from exos import commands as C
 from exos.engine import Engine
@@ -200,8 +200,7 @@ def test_exos_serve_prints_where_it_listens_and_stops_on_sigterm(tmp_path: Path)
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
+        line = first_line(process)
         assert line.strip() == f"listening on http://127.0.0.1:{port}", line + (
             process.stderr.read() if process.stderr else ""
         )
@@ -250,8 +249,7 @@ def _start(path: Path, port: int, journal: Path) -> subprocess.Popen[str]:
         [sys.executable, "-m", "exos.cli", "serve", str(path), "--port", str(port), "--journal", str(journal)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
-    assert process.stdout is not None
-    line = process.stdout.readline()
+    line = first_line(process)
     if not line.startswith("listening on http://127.0.0.1:"):
         process.terminate()  # a server that did not start must not linger
         process.wait(timeout=20)
@@ -329,8 +327,7 @@ def test_two_verifier_processes_serve_one_sequencer(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith("listening on")
+        assert first_line(process).startswith("listening on")
         children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == process.pid]
         assert len(children) == 2
         held = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
@@ -710,3 +707,63 @@ def test_the_taskless_order_path_takes_exactly_the_posts_the_model_accepts(raw: 
         assert taken is None
         return
     assert taken == (model.id, model.action.record, model.action.signature)
+
+
+def test_the_sequencer_stops_a_venue_whose_verifier_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`exos serve`'s loop ends (and the command exits 1) when a verifier goes away before it says ready, or is not
+    ready in time; once the venue is up, one verifier of two going away leaves the other served."""
+    import marshal
+    import threading
+
+    import exos.sequencer
+    from exos.sequencer import Sequencer, run
+    from exos.wire import frame
+
+    monkeypatch.setattr(exos.sequencer, "freeze_startup_objects", lambda: None)  # not this test process's GC
+    sequencer = Sequencer(Engine.from_manifest(manifest(tmp_path)))
+    ready = frame(marshal.dumps(("r",)))
+
+    def serve(peers: list[socket.socket], ready_within: float = 60) -> tuple[threading.Thread, list[int]]:
+        said = [0]
+
+        def on_ready() -> None:
+            said[0] += 1
+
+        thread = threading.Thread(
+            target=run, args=(sequencer, peers, lambda: False, on_ready, ready_within), daemon=True
+        )
+        thread.start()
+        return thread, said
+
+    pairs = [socket.socketpair() for _ in range(2)]
+    thread, said = serve([ours for ours, _ in pairs])
+    pairs[0][1].sendall(ready)
+    pairs[1][1].close()  # the second verifier dies at start
+    thread.join(10)
+    assert not thread.is_alive()
+    for pair in pairs:
+        pair[0].close()
+        pair[1].close()
+
+    ours, theirs = socket.socketpair()
+    thread, said = serve([ours], ready_within=0.3)  # a verifier that never says ready
+    thread.join(10)
+    assert not thread.is_alive() and said == [0]
+    ours.close()
+    theirs.close()
+
+    pairs = [socket.socketpair() for _ in range(2)]
+    thread, said = serve([ours for ours, _ in pairs], ready_within=0.3)
+    for _, theirs in pairs:
+        theirs.sendall(ready)
+    time.sleep(0.5)
+    pairs[0][1].close()  # after the venue is up: the other verifier is still served
+    thread.join(0.5)
+    assert thread.is_alive() and said == [2]
+    pairs[1][1].close()
+    thread.join(10)
+    assert not thread.is_alive()
+    for ours, _ in pairs:
+        ours.close()

@@ -47,6 +47,7 @@ READ_WINDOW_MS = 60_000  # a signed read or login is good within this much of th
 # Logins remembered against replay (each for two windows) at most: past it new logins wait (503), so memory
 # stays bounded whatever the login rate; per-IP read limits keep one sender from filling it.
 LOGINS_MAX = 1_000_000
+READY_WITHIN_S = 120.0  # a verifier that has not said ready by then (imports, the books' mirror) is broken
 
 
 class QueryError(Exception):
@@ -367,9 +368,16 @@ def freeze_startup_objects() -> None:
 
 
 def run(
-    sequencer: Sequencer, peers: list[socket.socket], should_stop: Callable[[], bool], on_ready: Callable[[], None]
+    sequencer: Sequencer,
+    peers: list[socket.socket],
+    should_stop: Callable[[], bool],
+    on_ready: Callable[[], None],
+    ready_within: float = READY_WITHIN_S,
 ) -> None:
-    """Serve verifier processes over `peers` until `should_stop()` or every peer has gone (`on_ready` per ready one)."""
+    """Serve verifier processes over `peers` until `should_stop()` or every peer has gone (`on_ready` per ready one).
+
+    A venue that cannot start as configured stops at once: a verifier that goes away before saying ready, or
+    one not ready within `ready_within` seconds, ends the loop (the caller exits with an error)."""
     freeze_startup_objects()
     selector = selectors.DefaultSelector()
     readers = {}
@@ -377,10 +385,16 @@ def run(
         selector.register(each, selectors.EVENT_READ)
         readers[each] = FrameReader()
     live = set(peers)
+    starting = set(peers)  # not ready yet
+    deadline = time.monotonic() + ready_within  # the process loop's own clock: nothing the engine sees
     while live and not should_stop():
+        if starting and time.monotonic() > deadline:
+            log.error("exos.sequencer.verifier_not_ready", waiting=len(starting), seconds=ready_within)
+            break
         ready = selector.select(timeout=0.05)
         submits: list[tuple[socket.socket, int, str | None, list[bytes]]] = []
         reads: list[tuple[socket.socket, tuple[Any, ...]]] = []
+        failed = False
         for key, _ in ready:
             peer = key.fileobj
             assert isinstance(peer, socket.socket)
@@ -391,15 +405,22 @@ def run(
             if not data:
                 selector.unregister(peer)
                 live.discard(peer)
+                if peer in starting:  # the venue cannot start as configured
+                    log.error("exos.sequencer.verifier_failed", detail="a verifier went away before it was ready")
+                    failed = True
+                    break
                 continue
             for message in readers[peer].feed(data):
                 request = marshal.loads(message)
                 if request[0] == "S":
                     submits.extend((peer, request_id, ip, records) for request_id, ip, records in request[1])
                 elif request[0] == "r":
+                    starting.discard(peer)
                     on_ready()
                 else:
                     reads.append((peer, request))
+        if failed:
+            break
         events: list[RawEvent] = []
         replies: dict[socket.socket, list[tuple[int, list[Item]]]] = {peer: [] for peer in live}
         if submits:
