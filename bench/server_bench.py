@@ -38,6 +38,7 @@ import multiprocessing
 import os
 import pathlib
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -389,6 +390,7 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
                 await asyncio.sleep(0.005)
 
         # the background load runs in its own process, so the probe's timings are not the load generator's delays
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         background_process = multiprocessing.get_context("fork").Process(
             target=_paced_background, args=(port, rate, WARMUP_S + seconds, background), daemon=True
         )
@@ -398,43 +400,49 @@ async def latency(port: int, domain: Domain, rate: float, seconds: float, backgr
             await probe()
         finally:
             background_process.join(WARMUP_S + seconds + 30)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the background's CPU: the one child waited for since
+        load_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
 
     def pct(values: list[float], q: float) -> float:
         return round(statistics.quantiles(values, n=100)[q - 1], 2) if len(values) > 2 else float("nan")
 
     return {"probes": len(fills), "ack_p50_ms": pct(acks, 50), "ack_p99_ms": pct(acks, 99),
-            "fill_p50_ms": pct(fills, 50), "fill_p99_ms": pct(fills, 99), "background_rate": round(rate)}  # fmt: skip
+            "fill_p50_ms": pct(fills, 50), "fill_p99_ms": pct(fills, 99), "background_rate": round(rate),
+            "load_cpu_s": load_cpu}  # fmt: skip
 
 
 def _paced_background(port: int, rate: float, seconds: float, queues: list[list[bytes]]) -> None:
     """Send order-channel frames at `rate` per second in all, spread over the throughput run's connections (each
-    paced at rate / connections), for `seconds` (a process of its own): concurrent clients, as the load was."""
+    paced at rate / connections, connection i offset by i / rate), for `seconds` (a process of its own):
+    concurrent clients, as the load was. One timer sends whatever is due on any connection (the event loop's
+    timers tick in milliseconds, so each connection's own sleeps would send the same frames at the same times)
+    and the answers are read and dropped by a protocol: the load costs the shared CPUs as little as it can (its
+    CPU per order is reported beside the server's)."""
 
-    async def one(frames: list[bytes], share: float, offset: float) -> None:
-        reader, writer = await ws_open(port)
-
-        async def drain() -> None:
-            while await reader.read(1 << 16):
-                pass
-
-        drainer = asyncio.ensure_future(drain())
-        start = begin + offset
-        for n, frame_ in enumerate(frames):
-            delay = start + n / share - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if time.perf_counter() - begin > seconds:
-                break
-            writer.write(frame_)
-        drainer.cancel()
-        writer.close()
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            pass
 
     async def run() -> None:
+        writers = [(await ws_open(port))[1] for _ in queues]
+        for writer in writers:  # past the upgrade, answers are read and dropped without waking a task
+            writer.transport.set_protocol(Sink())
         share = rate / len(queues)
-        await asyncio.gather(*(one(q, share, i / rate) for i, q in enumerate(queues)))
+        schedule = sorted((i / rate + n / share, i, frame_) for i, frames in enumerate(queues)
+                          for n, frame_ in enumerate(frames) if i / rate + n / share <= seconds)  # fmt: skip
+        begin = time.perf_counter() + 0.05
+        at = 0
+        while at < len(schedule):
+            now = time.perf_counter() - begin
+            while at < len(schedule) and schedule[at][0] <= now:
+                writers[schedule[at][1]].write(schedule[at][2])
+                at += 1
+            if at < len(schedule):  # at least a tick: a shorter sleep returns at once, and the loop would spin
+                await asyncio.sleep(max(0.001, schedule[at][0] - (time.perf_counter() - begin)))
+        for writer in writers:
+            writer.close()
 
     gc.freeze()  # the bodies, as in the throughput runs
-    begin = time.perf_counter() + 0.5  # the connections open first
     asyncio.run(run())
 
 
@@ -565,13 +573,15 @@ def main() -> int:
                 # per background order over the whole run (warm-up included): lone orders cost more than pipelined
                 per = 1e6 / (background * (WARMUP_S + args.seconds))
                 half["cpu_us_per_order"] = {"sequencer": round((seq1 - seq0) * per, 1),
-                                            "verifiers": round((ver1 - ver0) * per, 1)}  # fmt: skip
+                                            "verifiers": round((ver1 - ver0) * per, 1),
+                                            "load_generator": round(half.pop("load_cpu_s") * per, 1)}  # fmt: skip
                 results[f"latency-at-half-load/verifiers={verifiers}"] = half
+                cpu = half["cpu_us_per_order"]
                 print(f"latency at half load (~{half['background_rate']:,}/s) verifiers={verifiers}: "
                       f"ack p50 {half['ack_p50_ms']} ms p99 {half['ack_p99_ms']} ms; "
                       f"fill on the user channel p50 {half['fill_p50_ms']} ms p99 {half['fill_p99_ms']} ms "
-                      f"({half['probes']} probes; CPU µs/order: sequencer {half['cpu_us_per_order']['sequencer']}, "
-                      f"verifiers {half['cpu_us_per_order']['verifiers']})", flush=True)  # fmt: skip
+                      f"({half['probes']} probes; CPU µs/order: sequencer {cpu['sequencer']}, "
+                      f"verifiers {cpu['verifiers']}, load {cpu['load_generator']})", flush=True)  # fmt: skip
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     after = recovery_us()
