@@ -420,8 +420,10 @@ def _paced_background(port: int, rate: float, seconds: float, queues: list[list[
     CPU per order is reported beside the server's)."""
 
     class Sink(asyncio.Protocol):
+        """A connection's answers, read and dropped."""
+
         def data_received(self, data: bytes) -> None:
-            pass
+            """Nothing to do: the probe measures, the background only loads."""
 
     async def run() -> None:
         writers = [(await ws_open(port))[1] for _ in queues]
