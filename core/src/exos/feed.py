@@ -113,9 +113,10 @@ class Subscriber:
         self.sending = False  # the sender holds messages taken from the queues and not yet written
 
     def _sent_now(self, message: dict[str, Any]) -> bool:
-        """Write `message` at once if nothing is waiting to go before it and the connection takes it now."""
-        return (self.direct is not None and not self.sending and not self.queue and not self.answers
-                and self.direct(message))  # fmt: skip
+        """Write `message` at once if nothing is waiting to go before it (a catch-up included) and the connection
+        takes it now."""
+        return (self.direct is not None and not self.behind and not self.sending and not self.queue
+                and not self.answers and self.direct(message))  # fmt: skip
 
     def push(self, message: dict[str, Any]) -> None:
         """Send or queue a message; a full queue marks the client behind (the sender resyncs it)."""
@@ -132,7 +133,7 @@ class Subscriber:
 
     def answer(self, message: dict[str, Any]) -> None:
         """Send or queue a reply to one of the client's requests (bounded by what the client itself sends)."""
-        if not self.behind and self._sent_now(message):
+        if self._sent_now(message):
             return
         self.answers.append(message)
         self.wake.set()
